@@ -1,0 +1,1 @@
+"""gokogeri.codegen: compiles JSON Schema job contracts into typed Python."""

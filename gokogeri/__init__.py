@@ -12,6 +12,7 @@ from gokogeri.errors import (
 from gokogeri.job import Job, new_jid
 from gokogeri.log import default_logger, nop_logger
 from gokogeri.middleware import Chain, ClientChain, ServerChain
+from gokogeri.node import Node
 from gokogeri.queues import OrderedQueueSet, QueueSet, RandomQueueSet
 from gokogeri.worker import Context, Router, Worker, WorkerFunc
 
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidPayloadError",
     "InvalidQueueNameError",
     "Job",
+    "Node",
     "OrderedQueueSet",
     "QueueSet",
     "RandomQueueSet",

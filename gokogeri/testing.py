@@ -34,7 +34,10 @@ class RedisServer:
     """A private redis-server process bound to 127.0.0.1."""
 
     def __init__(
-        self, binary: str | None = None, port: int | None = None, extra_args: list[str] | None = None
+        self,
+        binary: str | None = None,
+        port: int | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         found = binary or find_redis_server()
         if found is None:

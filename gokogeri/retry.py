@@ -1,0 +1,149 @@
+"""What happens to a job that failed: Sidekiq's JobRetry rules, field for field.
+
+- ``retry: false`` drops the job; ``retry: 0`` sends it straight to the dead
+  set (0 is truthy in Ruby); ``retry: N`` allows N retries; ``true`` allows
+  max_retries (25).
+- The job goes to ``retry_queue`` if set, else its own queue.
+- First failure: ``failed_at`` = now, ``retry_count`` = 0. Later ones:
+  ``retried_at`` = now, ``retry_count`` + 1. ``failed_at`` never moves.
+- ``error_class``, ``error_message`` (10,000 chars max); ``error_backtrace`` only
+  when the job asks with ``backtrace`` (true or a line count), written as strict
+  base64 of a zlib stream of a JSON array: every Sidekiq from 6.0 reads that.
+- Exhausted (retry_count >= max): dead set, unless ``dead: false``.
+
+This module only computes the outcome; ``processor`` writes it to Redis in the
+same transaction that acknowledges the job, so a crash never loses or doubles it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+import traceback
+import zlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gokogeri.job import DEFAULT_MAX_RETRIES, Job, TimestampFormat, restamp
+from gokogeri.keys import Keys
+
+# Sidekiq's defaults for trimming the dead set (config.rb).
+DEAD_MAX_JOBS = 10_000
+DEAD_TIMEOUT = 180 * 24 * 60 * 60  # 6 months, in seconds
+# Sidekiq truncates error messages to this many characters.
+MAX_ERROR_MESSAGE = 10_000
+
+Action = Literal["retry", "dead", "drop"]
+JitterStyle = Literal["sidekiq8", "sidekiq6"]
+
+
+@dataclass
+class RetryPolicy:
+    """Node-wide retry settings; the defaults are Sidekiq's.
+
+    jitter: "sidekiq8" adds rand(10 * (count + 1)) seconds (Sidekiq 8.0+);
+        "sidekiq6" adds rand(10) * (count + 1) (6.x and 7.x).
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    dead_max_jobs: int = DEAD_MAX_JOBS
+    dead_timeout: float = DEAD_TIMEOUT
+    jitter: JitterStyle = "sidekiq8"
+
+
+@dataclass
+class Outcome:
+    action: Action
+    payload: str | None = None  # the rewritten job, for "retry" and "dead"
+    score: float = 0.0  # retry-at for "retry", time of death for "dead"
+    queue: str = ""
+
+
+def backoff(count: int, jitter: JitterStyle, rng: random.Random | None = None) -> float:
+    """Seconds until retry number ``count + 1`` (``count`` = the new retry_count)."""
+    r = rng or random
+    base = count**4 + 15
+    if jitter == "sidekiq6":
+        return base + r.randrange(10) * (count + 1)
+    return base + r.randrange(10 * (count + 1))
+
+
+def error_class_name(exc: BaseException) -> str:
+    t = type(exc)
+    mod = t.__module__
+    return t.__qualname__ if mod in ("builtins", "__main__") else f"{mod}.{t.__qualname__}"
+
+
+def backtrace_lines(exc: BaseException, limit: Any) -> list[str]:
+    """Innermost frame first, Ruby style (``file:line:in `func'``), as Sidekiq shows them."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    lines = [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in reversed(frames)]
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        lines = lines[:limit]
+    return lines
+
+
+def compress_backtrace(lines: list[str]) -> str:
+    """Strict base64 (no newlines: 7.2.1 and 7.2.2 refuse them) of zlib(JSON)."""
+    return base64.b64encode(zlib.compress(json.dumps(lines).encode())).decode()
+
+
+def decompress_backtrace(value: str) -> list[str]:
+    """Reads both forms: with newlines (Ruby's encode64) and strict."""
+    lines: list[str] = json.loads(zlib.decompress(base64.b64decode(value)))
+    return lines
+
+
+def failure_outcome(
+    job: Job,
+    exc: BaseException,
+    policy: RetryPolicy,
+    fmt: TimestampFormat,
+    now: float | None = None,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """Apply Sidekiq's retry rules to a failed ``job`` (which is changed in place)."""
+    retry = job.fields.get("retry", True)
+    if retry is False or retry is None:
+        return Outcome("drop")
+    t = time.time() if now is None else now
+    fields = job.fields
+    queue = fields.get("retry_queue") or fields.get("queue") or "default"
+    fields["queue"] = queue
+    fields["error_message"] = _message(exc)
+    fields["error_class"] = error_class_name(exc)
+    count = fields.get("retry_count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        fields["retried_at"] = restamp(fields.get("retried_at"), fmt, t)
+        count += 1
+    else:
+        fields["failed_at"] = restamp(fields.get("failed_at"), fmt, t)
+        count = 0
+    fields["retry_count"] = count
+    wants_backtrace = fields.get("backtrace")
+    if wants_backtrace:
+        fields["error_backtrace"] = compress_backtrace(backtrace_lines(exc, wants_backtrace))
+    max_retries = retry if type(retry) is int else policy.max_retries
+    if count < max_retries:
+        delay = backoff(count, policy.jitter, rng)
+        return Outcome("retry", job.encode(), t + delay, queue)
+    if fields.get("dead") is False:
+        return Outcome("drop")
+    return Outcome("dead", job.encode(), t, queue)
+
+
+def _message(exc: BaseException) -> str:
+    msg = str(exc)
+    if not msg and exc.args == ():
+        msg = error_class_name(exc)
+    return msg[:MAX_ERROR_MESSAGE]
+
+
+def dead_commands(keys: Keys, policy: RetryPolicy, now: float) -> list[tuple[Any, ...]]:
+    """The trim that follows every ZADD to the dead set, as Sidekiq's DeadSet#kill does."""
+    return [
+        ("ZREMRANGEBYSCORE", keys.dead, "-inf", repr(now - policy.dead_timeout)),
+        ("ZREMRANGEBYRANK", keys.dead, 0, -policy.dead_max_jobs),
+    ]

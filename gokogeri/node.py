@@ -129,12 +129,14 @@ class Node:
         """Start everything and block until the node has stopped."""
         if not self._pools:
             raise RuntimeError("nothing to run: call process_queues() first")
-        if self._started:
-            raise RuntimeError("a Node runs once; create a new one")
-        self._started = True
-        if self._stopped.is_set():
-            return
-        self._start()
+        # Under the stop lock, so a stop() racing with start-up waits for it.
+        with self._stop_lock:
+            if self._started:
+                raise RuntimeError("a Node runs once; create a new one")
+            self._started = True
+            if self._stopped.is_set():
+                return
+            self._start()
         while not self._stopped.is_set():
             if self._stop_requested.wait(0.5):
                 self.stop(self.shutdown_timeout)

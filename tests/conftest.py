@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis as redispy
 
+import gokogeri
 from gokogeri import redis as gredis
 from gokogeri.testing import RedisServer
 
@@ -130,3 +132,56 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01):  # type:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+class NodeThread:
+    """A Node running in a thread of the test process."""
+
+    def __init__(self, node: gokogeri.Node) -> None:
+        import threading
+
+        self.node = node
+        self.thread = threading.Thread(target=node.run, name="test-node", daemon=True)
+
+    def __enter__(self) -> NodeThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.node.stop(5)
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+class NodeProcess:
+    """``gokogeri run tests.workers:make_node`` in a child process."""
+
+    def __init__(self, redis_url: str, **env: str) -> None:
+        self.log = open(f"/tmp/gokogeri-node-{os.getpid()}-{time.monotonic_ns()}.log", "w+b")  # noqa: SIM115
+        full_env = dict(os.environ, GOKOGERI_REDIS_URL=redis_url, **env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gokogeri", "run", "tests.workers:make_node"],
+            env=full_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=str(Path(__file__).parent.parent),
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

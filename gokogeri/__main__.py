@@ -1,0 +1,3 @@
+from gokogeri.cli import main
+
+main()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gokogeri.errors import InvalidQueueNameError
-from gokogeri.job import Job, check_args, new_jid, now_stamp, restamp
+from gokogeri.job import Job, check_args, new_jid, now_stamp, restamp, stamp_format
 from gokogeri.middleware import ClientChain
 from gokogeri.redis import ConnManager
 
@@ -156,12 +156,13 @@ class Enqueuer:
             fields["jid"] = new_jid()
         fields.pop("at", None)  # input only in Sidekiq; never stored
         now = time.time()
+        fmt = stamp_format(fields, self._fmt)
         if "created_at" not in fields:
-            fields["created_at"] = now_stamp(self._fmt, now)
+            fields["created_at"] = now_stamp(fmt, now)
         if scheduled:
             fields.pop("enqueued_at", None)
         else:
-            fields["enqueued_at"] = restamp(fields.get("enqueued_at"), self._fmt, now)
+            fields["enqueued_at"] = restamp(fields.get("enqueued_at"), fmt, now)
         if len(self.middleware):
             kept: list[Any] = []
 

@@ -59,6 +59,22 @@ def restamp(existing: Any, fmt: TimestampFormat, now: float | None = None) -> fl
     return now_stamp(fmt, now)
 
 
+def stamp_format(fields: Mapping[str, Any], default: TimestampFormat) -> TimestampFormat:
+    """The timestamp form a job already uses (from created_at), else ``default``.
+
+    New time fields follow the job's own form, so a job Sidekiq 8 created in
+    integer ms keeps integer ms throughout, whichever node touches it.
+    """
+    created = fields.get("created_at")
+    if isinstance(created, bool):
+        return default
+    if isinstance(created, int):
+        return "ms"
+    if isinstance(created, float):
+        return "float"
+    return default
+
+
 def stamp_to_seconds(value: Any) -> float | None:
     """Read a wire timestamp the way Sidekiq 8 does: float = seconds, int = ms."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

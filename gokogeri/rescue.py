@@ -22,7 +22,7 @@ from typing import cast
 from gokogeri import scripts
 from gokogeri.errors import InvalidPayloadError
 from gokogeri.heartbeat import HEARTBEAT_TTL
-from gokogeri.job import Job, TimestampFormat, restamp
+from gokogeri.job import Job, TimestampFormat, restamp, stamp_format
 from gokogeri.redis import ConnManager
 from gokogeri.retry import RetryPolicy
 
@@ -123,7 +123,8 @@ class Rescuer:
                 f"the node running this job died {count} times; "
                 "it was sent to the dead set instead of being retried again"
             )
-            job.fields["failed_at"] = restamp(job.fields.get("failed_at"), self._fmt, now)
+            fmt = stamp_format(job.fields, self._fmt)
+            job.fields["failed_at"] = restamp(job.fields.get("failed_at"), fmt, now)
             dead_payload = job.encode()
         except InvalidPayloadError:
             dead_payload = payload.decode("utf-8", "replace")

@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gokogeri.job import DEFAULT_MAX_RETRIES, Job, TimestampFormat, restamp
+from gokogeri.job import DEFAULT_MAX_RETRIES, Job, TimestampFormat, restamp, stamp_format
 from gokogeri.keys import Keys
 
 # Sidekiq's defaults for trimming the dead set (config.rb).
@@ -110,6 +110,7 @@ def failure_outcome(
         return Outcome("drop")
     t = time.time() if now is None else now
     fields = job.fields
+    fmt = stamp_format(fields, fmt)
     queue = fields.get("retry_queue") or fields.get("queue") or "default"
     fields["queue"] = queue
     fields["error_message"] = _message(exc)

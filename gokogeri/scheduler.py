@@ -23,7 +23,7 @@ import redis as redispy
 
 from gokogeri import scripts
 from gokogeri.errors import InvalidPayloadError
-from gokogeri.job import Job, TimestampFormat, restamp
+from gokogeri.job import Job, TimestampFormat, restamp, stamp_format
 from gokogeri.redis import ConnManager
 from gokogeri.retry import RetryPolicy
 
@@ -176,7 +176,10 @@ class Scheduler:
                     client=pipe,
                 )
                 continue
-            job.fields["enqueued_at"] = restamp(job.fields.get("enqueued_at"), self._fmt, now)
+            fields = job.fields
+            fields["enqueued_at"] = restamp(
+                fields.get("enqueued_at"), stamp_format(fields, self._fmt), now
+            )
             queue = job.queue
             self._move(
                 keys=[zset, keys.queues, keys.queue(queue)],

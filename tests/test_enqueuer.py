@@ -4,7 +4,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -38,7 +38,9 @@ def test_no_args_still_writes_args(cm: gredis.ConnManager, r: redispy.Redis) -> 
     assert only(r, "queue:default")["args"] == []
 
 
-def test_same_job_twice_gets_two_jids_and_is_not_mutated(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+def test_same_job_twice_gets_two_jids_and_is_not_mutated(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
     job = Job("X", args=[1])
     e = Enqueuer(cm)
     a, b = e.enqueue(job), e.enqueue(job)
@@ -79,9 +81,15 @@ def test_existing_timestamp_keeps_its_form(cm: gredis.ConnManager, r: redispy.Re
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [([(1,)], "args[0] is a tuple"), ([datetime.now()], "args[0] is a datetime"), ([float("nan")], "nan")],
+    [
+        ([(1,)], "args[0] is a tuple"),
+        ([datetime.now()], "args[0] is a datetime"),
+        ([float("nan")], "nan"),
+    ],
 )
-def test_bad_args_never_reach_redis(cm: gredis.ConnManager, r: redispy.Redis, args: list[Any], fragment: str) -> None:
+def test_bad_args_never_reach_redis(
+    cm: gredis.ConnManager, r: redispy.Redis, args: list[Any], fragment: str
+) -> None:
     with pytest.raises(InvalidArgumentError, match=re.escape(fragment)):
         Enqueuer(cm).enqueue(Job("X", args=args))
     with pytest.raises(InvalidArgumentError):
@@ -99,7 +107,7 @@ def test_enqueue_in_and_at(cm: gredis.ConnManager, r: redispy.Redis) -> None:
     e = Enqueuer(cm)
     before = time.time()
     jid = e.enqueue_in(Job("Later", queue="q", args=[1]), 60)
-    jid2 = e.enqueue_at(Job("Later", queue="q"), datetime.now(timezone.utc) + timedelta(hours=1))
+    jid2 = e.enqueue_at(Job("Later", queue="q"), datetime.now(UTC) + timedelta(hours=1))
     (member, score), (member2, score2) = r.zrange("schedule", 0, -1, withscores=True)
     payload = json.loads(member)
     assert payload["jid"] == jid and payload["args"] == [1]
@@ -142,7 +150,9 @@ def test_bulk_100k_lands_exactly_once(cm: gredis.ConnManager, r: redispy.Redis) 
     assert r.smembers("queues") == {b"a", b"b"}
 
 
-def test_client_middleware_changes_and_stops_pushes(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+def test_client_middleware_changes_and_stops_pushes(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
     e = Enqueuer(cm)
     seen: list[str] = []
 
@@ -165,7 +175,7 @@ def test_client_middleware_changes_and_stops_pushes(cm: gredis.ConnManager, r: r
     payload = only(r, "queue:rerouted")
     assert payload["tags"] == ["from-python"] and payload["jid"] == jid
     assert seen == ["default", "q"]
-    assert e.enqueue_bulk([Job("Secret"), Job("Open")]) [0] is None
+    assert e.enqueue_bulk([Job("Secret"), Job("Open")])[0] is None
     assert r.llen("queue:rerouted") == 2
     assert e.enqueue_in(Job("Secret"), 10) is None and r.zcard("schedule") == 0
 

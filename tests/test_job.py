@@ -66,7 +66,9 @@ def test_unknown_fields_survive() -> None:
     job = Job.decode(raw)
     job.retry = 5
     out = json.loads(job.encode())
-    assert out["bid"] == "b-1" and out["cattr"] == {"user": 7} and out["custom"] == {"deep": [1, 2.5]}
+    assert (
+        out["bid"] == "b-1" and out["cattr"] == {"user": 7} and out["custom"] == {"deep": [1, 2.5]}
+    )
     assert out["retry"] == 5 and job["tags"] == ["t"]
 
 
@@ -81,7 +83,9 @@ def test_retry_values_kept_exactly() -> None:
     for value in (True, False, 0, 3, 25):
         job = Job.decode(json.dumps({"class": "X", "args": [], "retry": value}))
         assert job.retry is value or job.retry == value
-        assert json.loads(job.encode())["retry"] is value or json.loads(job.encode())["retry"] == value
+        assert (
+            json.loads(job.encode())["retry"] is value or json.loads(job.encode())["retry"] == value
+        )
         assert type(json.loads(job.encode())["retry"]) is type(value)
     assert Job.decode('{"class":"X","args":[]}').retry is True
 

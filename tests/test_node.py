@@ -48,7 +48,9 @@ def entries(r: redispy.Redis, zset: str) -> list[tuple[dict[str, Any], float]]:
     return [(json.loads(m), s) for m, s in r.zrange(zset, 0, -1, withscores=True)]
 
 
-def test_runs_jobs_with_exact_args(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_runs_jobs_with_exact_args(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     seen: list[tuple[str | None, list[Any]]] = []
     make_node(lambda ctx, job: seen.append((job.jid, job.args)))
     args = [1, "two", {"k": [1.5, None, True]}, "ünï ✓"]
@@ -59,7 +61,9 @@ def test_runs_jobs_with_exact_args(cm: gredis.ConnManager, r: redispy.Redis, mak
     wait_for(lambda: not r.keys("gokogeri:working:*"))
 
 
-def test_failure_goes_to_retry_with_sidekiq_fields(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_failure_goes_to_retry_with_sidekiq_fields(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     def boom(ctx: gokogeri.Context, job: Job) -> None:
         raise KeyError("missing thing")
 
@@ -78,7 +82,9 @@ def test_failure_goes_to_retry_with_sidekiq_fields(cm: gredis.ConnManager, r: re
     assert "\n" not in entry["error_backtrace"]  # strict base64
 
 
-def test_retry_runs_again_and_counts(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_retry_runs_again_and_counts(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     attempts: list[int | None] = []
 
     def flaky(ctx: gokogeri.Context, job: Job) -> None:
@@ -90,7 +96,11 @@ def test_retry_runs_again_and_counts(cm: gredis.ConnManager, r: redispy.Redis, m
     jid = Enqueuer(cm).enqueue(Job("Flaky"))
     for expected_count in (0, 1):
         (member,) = wait_for(
-            lambda: [m for m in r.zrange("retry", 0, -1) if json.loads(m)["retry_count"] == expected_count]  # noqa: B023
+            lambda: [
+                m
+                for m in r.zrange("retry", 0, -1)
+                if json.loads(m)["retry_count"] == expected_count
+            ]  # noqa: B023
         )
         entry = json.loads(member)
         assert entry["jid"] == jid
@@ -106,7 +116,9 @@ def test_retry_runs_again_and_counts(cm: gredis.ConnManager, r: redispy.Redis, m
 @pytest.mark.parametrize(
     ("retry", "where"), [(0, "dead"), (False, "dropped"), (2, "retry"), (True, "retry")]
 )
-def test_retry_option_semantics(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any, retry: Any, where: str) -> None:
+def test_retry_option_semantics(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any, retry: Any, where: str
+) -> None:
     failed = threading.Event()
 
     def fail(ctx: gokogeri.Context, job: Job) -> None:
@@ -126,7 +138,9 @@ def test_retry_option_semantics(cm: gredis.ConnManager, r: redispy.Redis, make_n
         assert type(entry["retry"]) is type(retry)
 
 
-def test_exhausted_retries_go_dead_or_drop(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_exhausted_retries_go_dead_or_drop(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     def fail(ctx: gokogeri.Context, job: Job) -> None:
         raise ValueError("still failing")
 
@@ -152,14 +166,18 @@ def test_retry_queue_and_ms_timestamps(redis_url: str, r: redispy.Redis) -> None
         node.process_queues(OrderedQueueSet(["default"]), WorkerFunc(fail), 1)
         with NodeThread(node):
             # A job first written by Sidekiq 8 (int ms) and one by Sidekiq 6 (float s).
-            Enqueuer(cm).enqueue(Job("F", jid="c" * 24, retry_queue="elsewhere", created_at=1795848102398))
+            Enqueuer(cm).enqueue(
+                Job("F", jid="c" * 24, retry_queue="elsewhere", created_at=1795848102398)
+            )
             ((entry, _),) = wait_for(lambda: entries(r, "retry"))
     assert entry["queue"] == "elsewhere" and entry["retry_queue"] == "elsewhere"
     assert entry["created_at"] == 1795848102398
     assert isinstance(entry["failed_at"], int) and abs(entry["failed_at"] / 1000 - time.time()) < 10
 
 
-def test_dead_set_trimmed_by_size_and_age(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_dead_set_trimmed_by_size_and_age(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     old = time.time() - 200 * 24 * 3600
     r.zadd("dead", {json.dumps({"class": "Old", "args": [], "jid": "old"}): old})
 
@@ -175,7 +193,9 @@ def test_dead_set_trimmed_by_size_and_age(cm: gredis.ConnManager, r: redispy.Red
     assert all(e["class"] == "F" for e, _ in dead)
 
 
-def test_unknown_class_is_a_retryable_failure(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_unknown_class_is_a_retryable_failure(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     router = gokogeri.Router()
     router.register("Known", lambda ctx, job: None)
     make_node(router)
@@ -200,7 +220,7 @@ def test_garbage_goes_dead_and_node_keeps_running(
     make_node(lambda ctx, job: seen.append(job.jid))
     r.lpush("queue:default", payload)
     ((member, _),) = wait_for(lambda: r.zrange("dead", 0, -1, withscores=True))
-    if payload.startswith(b"{\"args"):
+    if payload.startswith(b'{"args'):
         body = json.loads(member)
         assert message in body["error_message"] and body["error_class"] == "InvalidPayloadError"
     else:
@@ -247,7 +267,9 @@ def test_stats_and_heartbeat(cm: gredis.ConnManager, r: redispy.Redis, make_node
     assert not r.sismember("processes", ident) and not r.exists(f"{ident}:work")
 
 
-def test_quiet_and_stop_by_signal_list(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_quiet_and_stop_by_signal_list(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     seen: list[str | None] = []
     nt = make_node(lambda ctx, job: seen.append(job.jid))
     ident = nt.node.identity
@@ -266,7 +288,9 @@ def test_quiet_and_stop_by_signal_list(cm: gredis.ConnManager, r: redispy.Redis,
     assert not r.sismember("processes", ident)
 
 
-def test_stop_requeues_running_and_prefetched_jobs(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+def test_stop_requeues_running_and_prefetched_jobs(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
     started = threading.Event()
     cancelled: list[bool] = []
 
@@ -339,7 +363,9 @@ def test_several_pools_in_one_node(cm: gredis.ConnManager, r: redispy.Redis, fet
     node.process_queues(qs, rec("b"), 5)
     e = Enqueuer(cm)
     e.enqueue_bulk([Job("C", queue="critical") for _ in range(20)])
-    e.enqueue_bulk([Job("L", queue="low") for _ in range(20)] + [Job("H", queue="high") for _ in range(20)])
+    e.enqueue_bulk(
+        [Job("L", queue="low") for _ in range(20)] + [Job("H", queue="high") for _ in range(20)]
+    )
     with NodeThread(node):
         wait_for(lambda: len(seen["a"]) == 20 and len(seen["b"]) == 40)
         h = json.loads(r.hget(node.identity, "info"))
@@ -374,7 +400,9 @@ def test_server_middleware_wraps_and_can_skip(cm: gredis.ConnManager, make_node:
     wait_for(lambda: order == ["before Skip", "before Run", "after Run"])
 
 
-def test_basic_fetch_runs_and_fails_like_sidekiq(cm: gredis.ConnManager, r: redispy.Redis, make_node: Any) -> None:
+def test_basic_fetch_runs_and_fails_like_sidekiq(
+    cm: gredis.ConnManager, r: redispy.Redis, make_node: Any
+) -> None:
     seen: list[str] = []
 
     def work(ctx: gokogeri.Context, job: Job) -> None:

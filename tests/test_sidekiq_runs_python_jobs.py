@@ -24,7 +24,9 @@ def test_immediate(cm: gredis.ConnManager, r: redispy.Redis, sidekiq: SidekiqPro
     assert record["jid"] == jid and record["args"] == ARGS
 
 
-def test_immediate_with_ms_timestamps(redis_url: str, r: redispy.Redis, sidekiq: SidekiqProcess) -> None:
+def test_immediate_with_ms_timestamps(
+    redis_url: str, r: redispy.Redis, sidekiq: SidekiqProcess
+) -> None:
     with gredis.ConnManager(gredis.Config(url=redis_url, timestamp_format="ms")) as cm:
         jid = Enqueuer(cm).enqueue(Job("RecordJob", args=[1]))
     (record,) = wait_for(lambda: done(r))
@@ -49,7 +51,9 @@ def test_bulk(cm: gredis.ConnManager, r: redispy.Redis, sidekiq: SidekiqProcess)
     assert {rec["jid"] for rec in records} == set(jids)
 
 
-def test_failure_lands_in_ruby_retry_set(cm: gredis.ConnManager, r: redispy.Redis, sidekiq: SidekiqProcess) -> None:
+def test_failure_lands_in_ruby_retry_set(
+    cm: gredis.ConnManager, r: redispy.Redis, sidekiq: SidekiqProcess
+) -> None:
     jid = Enqueuer(cm).enqueue(Job("FailJob", args=["from python"], backtrace=True, tags=["py"]))
     (member,) = wait_for(lambda: r.zrange("retry", 0, -1))
     entry = json.loads(member)

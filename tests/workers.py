@@ -29,7 +29,13 @@ class Recorder:
         self.r.rpush(STARTED, json.dumps({"jid": job.jid, "pid": os.getpid(), "t": time.time()}))
 
     def done(self, job: gokogeri.Job, **extra: object) -> None:
-        rec = {"jid": job.jid, "class": job.class_name, "args": job.args, "pid": os.getpid(), "t": time.time()}
+        rec = {
+            "jid": job.jid,
+            "class": job.class_name,
+            "args": job.args,
+            "pid": os.getpid(),
+            "t": time.time(),
+        }
         rec.update(extra)
         self.r.rpush(DONE, json.dumps(rec))
 

@@ -37,3 +37,14 @@ class FailJob
     raise BoomError, message
   end
 end
+
+# Fails in Ruby; its retries are meant for Python (retry_queue), so a Python
+# node picks the retry up and keeps the count going.
+class HandOffJob
+  include GokogeriTestJob
+  sidekiq_options retry_queue: "python", backtrace: true
+
+  def perform(*args)
+    raise BoomError, "failed in ruby"
+  end
+end

@@ -96,11 +96,9 @@ def test_retry_runs_again_and_counts(
     jid = Enqueuer(cm).enqueue(Job("Flaky"))
     for expected_count in (0, 1):
         (member,) = wait_for(
-            lambda: [
-                m
-                for m in r.zrange("retry", 0, -1)
-                if json.loads(m)["retry_count"] == expected_count
-            ]  # noqa: B023
+            lambda n=expected_count: [  # type: ignore[misc]
+                m for m in r.zrange("retry", 0, -1) if json.loads(m)["retry_count"] == n
+            ]
         )
         entry = json.loads(member)
         assert entry["jid"] == jid
@@ -245,7 +243,7 @@ def test_stats_and_heartbeat(cm: gredis.ConnManager, r: redispy.Redis, make_node
     ident = nt.node.identity
     work_entry = wait_for(lambda: r.hgetall(f"{ident}:work"))
     assert r.hgetall(f"{ident}:workers") == work_entry
-    ((tid, raw),) = work_entry.items()
+    ((_tid, raw),) = work_entry.items()
     entry = json.loads(raw)
     assert entry["queue"] == "low" and isinstance(entry["run_at"], int)
     assert json.loads(entry["payload"])["class"] == "Hold"

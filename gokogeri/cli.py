@@ -110,12 +110,16 @@ def install_signal_handlers(node: Node) -> None:
 
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help="MODULE:ATTR naming a Node, a Worker, or a factory")],
+    target: Annotated[
+        str, typer.Argument(help="MODULE:ATTR naming a Node, a Worker, or a factory")
+    ],
     queue: Annotated[
         list[str] | None, typer.Option("--queue", "-q", help="NAME[,WEIGHT]; repeatable")
     ] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1)] = None,
-    timeout: Annotated[float, typer.Option("--timeout", "-t", help="shutdown grace, seconds")] = SHUTDOWN_TIMEOUT,
+    timeout: Annotated[
+        float, typer.Option("--timeout", "-t", help="shutdown grace, seconds")
+    ] = SHUTDOWN_TIMEOUT,
     tag: Annotated[str, typer.Option("--tag", "-g", help="shown in the Web UI")] = "",
     fetch: Annotated[str, typer.Option(help="reliable (crash-safe) or basic (BRPOP)")] = "reliable",
     log_level: Annotated[str, typer.Option("--log-level", "-l")] = "info",
@@ -144,7 +148,9 @@ def run(
 def generate(
     schemas: Annotated[list[Path], typer.Argument(help="schema files or directories")],
     out: Annotated[Path, typer.Option("--out", "-o", help="package directory to write")],
-    check: Annotated[bool, typer.Option("--check", help="fail with a diff if out is stale")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="fail with a diff if out is stale")
+    ] = False,
 ) -> None:
     """Compile JSON Schema job contracts into a typed Python package."""
     from gokogeri.codegen.cli import generate as run_generate

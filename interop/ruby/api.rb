@@ -1,0 +1,95 @@
+# Print, as JSON on stdout, what Sidekiq's own API sees in Redis, so tests can check that data
+# written by Python reads correctly through the real Ruby code on every Sidekiq version.
+#
+# Usage: ruby api.rb [section ...]   sections: processes workers stats retries dead scheduled
+#                                     (default: all of them)
+OUT = STDOUT.dup
+STDOUT.reopen(STDERR) # Sidekiq 7/8 log to stdout even in client-only scripts.
+require_relative "jobs"
+require "sidekiq/api"
+require "base64"
+require "zlib"
+
+module InteropApi
+  PROCESS_KEYS = %w[identity hostname pid tag labels queues concurrency busy beat quiet version
+                    started_at rss rtt_us weights capsules embedded].freeze
+
+  module_function
+
+  # A value JSON can carry (Time -> float seconds; anything else exotic -> its string form).
+  def plain(value)
+    case value
+    when Time then value.to_f
+    when Hash then value.to_h { |k, v| [k.to_s, plain(v)] }
+    when Array then value.map { |v| plain(v) }
+    when String, Numeric, true, false, nil then value
+    else value.to_s
+    end
+  end
+
+  def processes
+    Sidekiq::ProcessSet.new.map do |process|
+      raw = process.instance_variable_get(:@attribs) || {}
+      named = PROCESS_KEYS.to_h do |key|
+        value = process[key]
+        # 8.x exposes some attributes (concurrency) only through methods.
+        value = process.public_send(key) if value.nil? && process.respond_to?(key)
+        [key, plain(value)]
+      end
+      named.merge("stopping" => process.stopping?, "attributes" => plain(raw))
+    end
+  end
+
+  # 6.x yields a Hash per running job; 7.2+ a Sidekiq::Work. Normalise both.
+  def work_entry(process_id, thread_id, work)
+    if work.is_a?(Hash)
+      queue, run_at, payload = work["queue"], work["run_at"], work["payload"]
+    else
+      queue, run_at, payload = work.queue, work.run_at, work.payload
+    end
+    payload = JSON.parse(payload) if payload.is_a?(String)
+    { "process" => process_id, "thread" => thread_id, "queue" => queue,
+      "run_at" => plain(run_at), "payload" => plain(payload) }
+  end
+
+  def workers
+    set = defined?(Sidekiq::WorkSet) ? Sidekiq::WorkSet.new : Sidekiq::Workers.new
+    set.map { |process_id, thread_id, work| work_entry(process_id, thread_id, work) }
+  end
+
+  def stats
+    s = Sidekiq::Stats.new
+    { "processed" => s.processed, "failed" => s.failed, "retry_size" => s.retry_size,
+      "dead_size" => s.dead_size, "scheduled_size" => s.scheduled_size, "enqueued" => s.enqueued,
+      "processes_size" => s.processes_size, "workers_size" => s.workers_size, "queues" => s.queues }
+  end
+
+  def sorted_entries(set)
+    set.map do |entry|
+      item = entry.item
+      backtrace = begin
+        entry.error_backtrace
+      rescue StandardError => e
+        "undecodable: #{e.class}: #{e.message}"
+      end
+      { "jid" => entry.jid, "class" => entry.klass, "display_class" => entry.display_class,
+        "args" => entry.args, "queue" => entry.queue, "score" => entry.score, "at" => plain(entry.at),
+        "error_class" => item["error_class"], "error_message" => item["error_message"],
+        "retry_count" => item["retry_count"], "error_backtrace" => backtrace, "payload" => plain(item) }
+    end
+  end
+
+  SECTIONS = {
+    "processes" => -> { processes },
+    "workers" => -> { workers },
+    "stats" => -> { stats },
+    "retries" => -> { sorted_entries(Sidekiq::RetrySet.new) },
+    "dead" => -> { sorted_entries(Sidekiq::DeadSet.new) },
+    "scheduled" => -> { sorted_entries(Sidekiq::ScheduledSet.new) },
+  }.freeze
+end
+
+wanted = ARGV.empty? ? InteropApi::SECTIONS.keys : ARGV
+result = { "sidekiq" => Sidekiq::VERSION }
+wanted.each { |name| result[name] = InteropApi::SECTIONS.fetch(name).call }
+OUT.puts JSON.generate(result)

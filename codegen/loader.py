@@ -98,6 +98,7 @@ UNSUPPORTED: dict[str, str] = {
     "anyOf": 'anyOf is not supported (only nullable unions: type [T, "null"])',
     "allOf": "allOf is not supported; write the object out in $defs",
     "not": "not has no Python type",
+    "prefixItems": "tuple arrays (prefixItems) are only supported at the top level, for the job's arguments",
     "contains": "contains is not supported",
     "minContains": "minContains is not supported",
     "maxContains": "maxContains is not supported",
@@ -571,13 +572,14 @@ def build_job(doc: Any, source: str, stem: str) -> JobDef:
             f"x-gokogeri.retry must be true, false or an integer >= 0, got {json.dumps(retry)}",
         )
 
-    api = naming.safe(naming.api_name(class_name))
-    if not api:
+    base = naming.api_name(class_name)
+    api = naming.safe(base)
+    if not base:
         _fail(
             pointer("x-gokogeri", "class"), f"cannot derive a Python class name from {class_name!r}"
         )
-    worker = naming.safe(api + "Worker")
-    args_name = naming.safe(api + "Args")
+    worker = naming.safe(base + "Worker")
+    args_name = naming.safe(base + "Args")
     taken = {api, worker, args_name}
     module = naming.module_name(stem)
     if not module:

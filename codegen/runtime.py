@@ -496,8 +496,11 @@ class Args:
     def encode(self, values: Sequence[Any]) -> list[Any]:
         """Python call values -> the wire args list.
 
-        Trailing UNSET values are left out of the array; an UNSET followed by a
-        given value cannot be expressed positionally and is refused.
+        Defaults are written out, so a payload says what its job runs with.
+        An UNSET optional argument ends the array: after it, only arguments
+        left at their default may follow (they are dropped, which the worker
+        reads back as the same default); any other value cannot be expressed
+        positionally and is refused.
         """
         if len(values) > len(self.args):
             raise self._error(
@@ -513,6 +516,9 @@ class Args:
                     missing = i
                 continue
             if missing >= 0:
+                default = self.args[i].default
+                if value == default and type(value) is type(default):
+                    continue
                 raise self._error(
                     i,
                     "",

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from gokogeri.codegen import naming
 from gokogeri.codegen.cli import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +99,7 @@ def compile_schema(tmp_path: Path) -> Iterator[Callable[..., ModuleType]]:
         if str(tmp_path) not in sys.path:
             sys.path.insert(0, str(tmp_path))
             added.append(str(tmp_path))
-        return importlib.import_module(f"{pkg}.{name}")
+        return importlib.import_module(f"{pkg}.{naming.module_name(name)}")
 
     yield compile_
     for p in added:

@@ -21,64 +21,322 @@ def with_defs(arg: dict[str, Any], **defs: Any) -> dict[str, Any]:
 
 
 def obj(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": props, "required": [], "additionalProperties": False, **extra}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": [],
+        "additionalProperties": False,
+        **extra,
+    }
 
 
 REF = {"title": "thing", "$ref": "#/$defs/Thing"}
 
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
     # (id, schema, pointer, reason fragment)
-    ("if-then-else", job_schema({**INT, "if": {"minimum": 1}, "then": {"maximum": 5}}), "/prefixItems/0/if", "conditional schemas (if/then/else)"),
-    ("dependentRequired", with_defs(REF, Thing=obj({"a": {"type": "string"}}, dependentRequired={"a": ["a"]})), "/$defs/Thing/dependentRequired", "dependentRequired"),
-    ("dependentSchemas", with_defs(REF, Thing=obj({"a": {"type": "string"}}, dependentSchemas={"a": {}})), "/$defs/Thing/dependentSchemas", "dependentSchemas"),
-    ("patternProperties", job_schema({"title": "m", "type": "object", "patternProperties": {"^x": {"type": "string"}}}), "/prefixItems/0/patternProperties", "use additionalProperties with a schema for a map"),
-    ("oneOf", job_schema({"title": "x", "oneOf": [{"type": "string"}, {"type": "integer"}]}), "/prefixItems/0/oneOf", "oneOf is not supported"),
-    ("anyOf", job_schema({"title": "x", "anyOf": [{"type": "string"}, {"type": "null"}]}), "/prefixItems/0/anyOf", "anyOf is not supported"),
-    ("allOf", job_schema({"title": "x", "allOf": [{"type": "string"}]}), "/prefixItems/0/allOf", "allOf is not supported"),
-    ("not", job_schema({"title": "x", "type": "string", "not": {"const": "a"}}), "/prefixItems/0/not", "not has no Python type"),
-    ("unknown-keyword", job_schema({**INT, "multipleOf": 5}), "/prefixItems/0/multipleOf", "multipleOf is not supported"),
-    ("ref-missing", job_schema({"title": "x", "$ref": "#/$defs/Nope"}), "/prefixItems/0/$ref", "unresolvable $ref '#/$defs/Nope': there is no $defs entry 'Nope'"),
-    ("ref-remote", job_schema({"title": "x", "$ref": "https://example.com/s.json"}), "/prefixItems/0/$ref", "unresolvable $ref 'https://example.com/s.json': only local references"),
-    ("ref-recursive", with_defs(REF, Thing=obj({"child": {"$ref": "#/$defs/Thing"}})), "/$defs/Thing", "recursive $ref is not supported (Thing -> Thing)"),
-    ("unknown-format", job_schema({"title": "x", "type": "string", "format": "email"}), "/prefixItems/0/format", "unknown format 'email' (supported: date-time, date, uuid)"),
+    (
+        "if-then-else",
+        job_schema({**INT, "if": {"minimum": 1}, "then": {"maximum": 5}}),
+        "/prefixItems/0/if",
+        "conditional schemas (if/then/else)",
+    ),
+    (
+        "dependentRequired",
+        with_defs(REF, Thing=obj({"a": {"type": "string"}}, dependentRequired={"a": ["a"]})),
+        "/$defs/Thing/dependentRequired",
+        "dependentRequired",
+    ),
+    (
+        "dependentSchemas",
+        with_defs(REF, Thing=obj({"a": {"type": "string"}}, dependentSchemas={"a": {}})),
+        "/$defs/Thing/dependentSchemas",
+        "dependentSchemas",
+    ),
+    (
+        "patternProperties",
+        job_schema(
+            {"title": "m", "type": "object", "patternProperties": {"^x": {"type": "string"}}}
+        ),
+        "/prefixItems/0/patternProperties",
+        "use additionalProperties with a schema for a map",
+    ),
+    (
+        "oneOf",
+        job_schema({"title": "x", "oneOf": [{"type": "string"}, {"type": "integer"}]}),
+        "/prefixItems/0/oneOf",
+        "oneOf is not supported",
+    ),
+    (
+        "anyOf",
+        job_schema({"title": "x", "anyOf": [{"type": "string"}, {"type": "null"}]}),
+        "/prefixItems/0/anyOf",
+        "anyOf is not supported",
+    ),
+    (
+        "allOf",
+        job_schema({"title": "x", "allOf": [{"type": "string"}]}),
+        "/prefixItems/0/allOf",
+        "allOf is not supported",
+    ),
+    (
+        "not",
+        job_schema({"title": "x", "type": "string", "not": {"const": "a"}}),
+        "/prefixItems/0/not",
+        "not has no Python type",
+    ),
+    (
+        "unknown-keyword",
+        job_schema({**INT, "multipleOf": 5}),
+        "/prefixItems/0/multipleOf",
+        "multipleOf is not supported",
+    ),
+    (
+        "ref-missing",
+        job_schema({"title": "x", "$ref": "#/$defs/Nope"}),
+        "/prefixItems/0/$ref",
+        "unresolvable $ref '#/$defs/Nope': there is no $defs entry 'Nope'",
+    ),
+    (
+        "ref-remote",
+        job_schema({"title": "x", "$ref": "https://example.com/s.json"}),
+        "/prefixItems/0/$ref",
+        "unresolvable $ref 'https://example.com/s.json': only local references",
+    ),
+    (
+        "ref-recursive",
+        with_defs(REF, Thing=obj({"child": {"$ref": "#/$defs/Thing"}})),
+        "/$defs/Thing",
+        "recursive $ref is not supported (Thing -> Thing)",
+    ),
+    (
+        "unknown-format",
+        job_schema({"title": "x", "type": "string", "format": "email"}),
+        "/prefixItems/0/format",
+        "unknown format 'email' (supported: date-time, date, uuid)",
+    ),
     ("no-type", job_schema({"title": "x"}), "/prefixItems/0", "needs a type"),
-    ("true-schema", job_schema(INT, **{"$defs": {"Any": True}}), "/$defs/Any", "the boolean schema true is not supported"),
-    ("type-union", job_schema({"title": "x", "type": ["string", "integer"]}), "/prefixItems/0/type", "a union of types"),
-    ("array-without-items", job_schema({"title": "x", "type": "array"}), "/prefixItems/0", "needs an items schema"),
-    ("tuple-array", job_schema({"title": "x", "type": "array", "prefixItems": [{"type": "string"}], "items": False}), "/prefixItems/0/prefixItems", "tuple arrays (prefixItems) are only supported at the top level"),
-    ("object-any-values", job_schema({"title": "x", "type": "object"}), "/prefixItems/0", "otherwise its values would be Any"),
-    ("inline-object", job_schema({"title": "x", "type": "object", "properties": {"a": {"type": "string"}}, "required": [], "additionalProperties": False}), "/prefixItems/0", "must be defined in $defs"),
-    ("object-open", with_defs(REF, Thing={"type": "object", "properties": {"a": {"type": "string"}}, "required": []}), "/$defs/Thing", "needs additionalProperties: false"),
-    ("object-no-required", with_defs(REF, Thing={"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}), "/$defs/Thing", "needs a required list"),
-    ("required-unknown", with_defs(REF, Thing=obj({"a": {"type": "string"}}, required=["b"])), "/$defs/Thing/required/0", "required names 'b'"),
-    ("property-default", with_defs(REF, Thing=obj({"a": {"type": "string", "default": "x"}})), "/$defs/Thing/properties/a/default", "not on object properties"),
-    ("float-enum", job_schema({"title": "x", "enum": [1.5, 2.5]}), "/prefixItems/0/enum/0", "Literal cannot hold 1.5"),
-    ("enum-type-mismatch", job_schema({"title": "x", "type": "string", "enum": ["a", 1]}), "/prefixItems/0/enum/1", "does not match type"),
-    ("keyword-wrong-type", job_schema({"title": "x", "type": "string", "minimum": 1}), "/prefixItems/0/minimum", "keyword 'minimum' does not apply to type 'string'"),
-    ("missing-title", job_schema({"type": "integer"}), "/prefixItems/0", "every argument needs a title"),
-    ("duplicate-title", job_schema({"title": "user id", "type": "integer"}, {"title": "user_id", "type": "integer"}), "/prefixItems/1/title", "'user_id' is already used by args[0]"),
-    ("required-default", job_schema({**INT, "default": 1}), "/prefixItems/0/default", "so its default would never be used"),
-    ("bad-default", job_schema(INT, {"title": "m", "type": "integer", "minimum": 10, "default": 3}, min_items=1), "/prefixItems/1/default", "the default 3 does not match the argument's schema: must be >= 10, got 3"),
-    ("mutable-default", job_schema(INT, {"title": "m", "type": "array", "items": {"type": "integer"}, "default": []}, min_items=1), "/prefixItems/1/default", "only scalar defaults"),
-    ("format-default", job_schema(INT, {"title": "d", "type": "string", "format": "date", "default": "2024-01-01"}, min_items=1), "/prefixItems/1/default", "not supported for date-time, date or uuid"),
-    ("items-open", {**job_schema(INT), "items": {"type": "string"}}, "/items", "needs items: false"),
-    ("no-min-items", {k: v for k, v in job_schema(INT).items() if k != "minItems"}, "", "needs minItems"),
-    ("min-items-too-big", job_schema(INT, min_items=2), "/minItems", "minItems is 2 but there are only 1"),
+    (
+        "true-schema",
+        job_schema(INT, **{"$defs": {"Any": True}}),
+        "/$defs/Any",
+        "the boolean schema true is not supported",
+    ),
+    (
+        "type-union",
+        job_schema({"title": "x", "type": ["string", "integer"]}),
+        "/prefixItems/0/type",
+        "a union of types",
+    ),
+    (
+        "array-without-items",
+        job_schema({"title": "x", "type": "array"}),
+        "/prefixItems/0",
+        "needs an items schema",
+    ),
+    (
+        "tuple-array",
+        job_schema(
+            {"title": "x", "type": "array", "prefixItems": [{"type": "string"}], "items": False}
+        ),
+        "/prefixItems/0/prefixItems",
+        "tuple arrays (prefixItems) are only supported at the top level",
+    ),
+    (
+        "object-any-values",
+        job_schema({"title": "x", "type": "object"}),
+        "/prefixItems/0",
+        "otherwise its values would be Any",
+    ),
+    (
+        "inline-object",
+        job_schema(
+            {
+                "title": "x",
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "required": [],
+                "additionalProperties": False,
+            }
+        ),
+        "/prefixItems/0",
+        "must be defined in $defs",
+    ),
+    (
+        "object-open",
+        with_defs(
+            REF, Thing={"type": "object", "properties": {"a": {"type": "string"}}, "required": []}
+        ),
+        "/$defs/Thing",
+        "needs additionalProperties: false",
+    ),
+    (
+        "object-no-required",
+        with_defs(
+            REF,
+            Thing={
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "additionalProperties": False,
+            },
+        ),
+        "/$defs/Thing",
+        "needs a required list",
+    ),
+    (
+        "required-unknown",
+        with_defs(REF, Thing=obj({"a": {"type": "string"}}, required=["b"])),
+        "/$defs/Thing/required/0",
+        "required names 'b'",
+    ),
+    (
+        "property-default",
+        with_defs(REF, Thing=obj({"a": {"type": "string", "default": "x"}})),
+        "/$defs/Thing/properties/a/default",
+        "not on object properties",
+    ),
+    (
+        "float-enum",
+        job_schema({"title": "x", "enum": [1.5, 2.5]}),
+        "/prefixItems/0/enum/0",
+        "Literal cannot hold 1.5",
+    ),
+    (
+        "enum-type-mismatch",
+        job_schema({"title": "x", "type": "string", "enum": ["a", 1]}),
+        "/prefixItems/0/enum/1",
+        "does not match type",
+    ),
+    (
+        "keyword-wrong-type",
+        job_schema({"title": "x", "type": "string", "minimum": 1}),
+        "/prefixItems/0/minimum",
+        "keyword 'minimum' does not apply to type 'string'",
+    ),
+    (
+        "missing-title",
+        job_schema({"type": "integer"}),
+        "/prefixItems/0",
+        "every argument needs a title",
+    ),
+    (
+        "duplicate-title",
+        job_schema(
+            {"title": "user id", "type": "integer"}, {"title": "user_id", "type": "integer"}
+        ),
+        "/prefixItems/1/title",
+        "'user_id' is already used by args[0]",
+    ),
+    (
+        "required-default",
+        job_schema({**INT, "default": 1}),
+        "/prefixItems/0/default",
+        "so its default would never be used",
+    ),
+    (
+        "bad-default",
+        job_schema(
+            INT, {"title": "m", "type": "integer", "minimum": 10, "default": 3}, min_items=1
+        ),
+        "/prefixItems/1/default",
+        "the default 3 does not match the argument's schema: must be >= 10, got 3",
+    ),
+    (
+        "mutable-default",
+        job_schema(
+            INT,
+            {"title": "m", "type": "array", "items": {"type": "integer"}, "default": []},
+            min_items=1,
+        ),
+        "/prefixItems/1/default",
+        "only scalar defaults",
+    ),
+    (
+        "format-default",
+        job_schema(
+            INT,
+            {"title": "d", "type": "string", "format": "date", "default": "2024-01-01"},
+            min_items=1,
+        ),
+        "/prefixItems/1/default",
+        "not supported for date-time, date or uuid",
+    ),
+    (
+        "items-open",
+        {**job_schema(INT), "items": {"type": "string"}},
+        "/items",
+        "needs items: false",
+    ),
+    (
+        "no-min-items",
+        {k: v for k, v in job_schema(INT).items() if k != "minItems"},
+        "",
+        "needs minItems",
+    ),
+    (
+        "min-items-too-big",
+        job_schema(INT, min_items=2),
+        "/minItems",
+        "minItems is 2 but there are only 1",
+    ),
     ("not-array", {**job_schema(INT), "type": "object"}, "/type", 'type must be "array"'),
-    ("no-x-gokogeri", {k: v for k, v in job_schema(INT).items() if k != "x-gokogeri"}, "", 'needs "x-gokogeri"'),
-    ("x-gokogeri-unknown", {**job_schema(INT), "x-gokogeri": {"class": "A", "unique_for": 60}}, "/x-gokogeri/unique_for", "unknown x-gokogeri option"),
-    ("x-gokogeri-queue", {**job_schema(INT), "x-gokogeri": {"class": "A", "queue": "no spaces"}}, "/x-gokogeri/queue", "not a valid queue name"),
-    ("x-gokogeri-retry", {**job_schema(INT), "x-gokogeri": {"class": "A", "retry": -1}}, "/x-gokogeri/retry", "retry must be true, false or an integer >= 0"),
-    ("dialect", {**job_schema(INT), "$schema": "http://json-schema.org/draft-07/schema#"}, "/$schema", "JSON Schema 2020-12"),
-    ("meta-schema", job_schema({"title": "x", "type": "integr"}), "/prefixItems/0/type", "not a valid JSON Schema 2020-12 document"),
+    (
+        "no-x-gokogeri",
+        {k: v for k, v in job_schema(INT).items() if k != "x-gokogeri"},
+        "",
+        'needs "x-gokogeri"',
+    ),
+    (
+        "x-gokogeri-unknown",
+        {**job_schema(INT), "x-gokogeri": {"class": "A", "unique_for": 60}},
+        "/x-gokogeri/unique_for",
+        "unknown x-gokogeri option",
+    ),
+    (
+        "x-gokogeri-queue",
+        {**job_schema(INT), "x-gokogeri": {"class": "A", "queue": "no spaces"}},
+        "/x-gokogeri/queue",
+        "not a valid queue name",
+    ),
+    (
+        "x-gokogeri-retry",
+        {**job_schema(INT), "x-gokogeri": {"class": "A", "retry": -1}},
+        "/x-gokogeri/retry",
+        "retry must be true, false or an integer >= 0",
+    ),
+    (
+        "dialect",
+        {**job_schema(INT), "$schema": "http://json-schema.org/draft-07/schema#"},
+        "/$schema",
+        "JSON Schema 2020-12",
+    ),
+    (
+        "meta-schema",
+        job_schema({"title": "x", "type": "integr"}),
+        "/prefixItems/0/type",
+        "not a valid JSON Schema 2020-12 document",
+    ),
     ("definitions", {**job_schema(INT), "definitions": {}}, "/definitions", "use $defs"),
-    ("unevaluatedProperties", with_defs(REF, Thing=obj({"a": {"type": "string"}}, unevaluatedProperties=False)), "/$defs/Thing/unevaluatedProperties", "unevaluatedProperties is not supported"),
-    ("bad-pattern", job_schema({"title": "x", "type": "string", "pattern": "(?<=a+)b"}), "/prefixItems/0/pattern", "not a valid Python regular expression"),
+    (
+        "unevaluatedProperties",
+        with_defs(REF, Thing=obj({"a": {"type": "string"}}, unevaluatedProperties=False)),
+        "/$defs/Thing/unevaluatedProperties",
+        "unevaluatedProperties is not supported",
+    ),
+    (
+        "bad-pattern",
+        job_schema({"title": "x", "type": "string", "pattern": "(?<=a+)b"}),
+        "/prefixItems/0/pattern",
+        "not a valid Python regular expression",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("schema", "ptr", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_unsupported_construct(tmp_path: Path, schema: dict[str, Any], ptr: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("schema", "ptr", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_unsupported_construct(
+    tmp_path: Path, schema: dict[str, Any], ptr: str, reason: str
+) -> None:
     path = tmp_path / "bad_job.json"
     path.write_text(json.dumps(schema, indent=2))
     with pytest.raises(SchemaError) as info:
@@ -122,7 +380,9 @@ def test_two_schemas_for_one_class_collide(tmp_path: Path) -> None:
     with pytest.raises(SchemaError) as info:
         load([tmp_path])
     reasons = [str(p) for p in info.value.problems]
-    assert any("b.json#/x-gokogeri/class: job class 'TestJob' is already used by" in r for r in reasons)
+    assert any(
+        "b.json#/x-gokogeri/class: job class 'TestJob' is already used by" in r for r in reasons
+    )
 
 
 def test_missing_path(tmp_path: Path) -> None:
@@ -131,7 +391,9 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_pointer_escapes_slash_and_tilde(tmp_path: Path) -> None:
-    schema = job_schema(REF, **{"$defs": {"Thing": obj({"a/b~c": {"type": "string", "format": "hostname"}})}})
+    schema = job_schema(
+        REF, **{"$defs": {"Thing": obj({"a/b~c": {"type": "string", "format": "hostname"}})}}
+    )
     path = tmp_path / "esc.json"
     path.write_text(json.dumps(schema))
     with pytest.raises(SchemaError) as info:

@@ -204,7 +204,10 @@ def f(x: str | Unset) -> str:
 
 
 @pytest.fixture(scope="module")
-def mypy_results(tmp_path_factory: pytest.TempPathFactory, run_mypy: Callable[[Path, list[str]], subprocess.CompletedProcess[str]]) -> dict[str, list[str]]:
+def mypy_results(
+    tmp_path_factory: pytest.TempPathFactory,
+    run_mypy: Callable[[Path, list[str]], subprocess.CompletedProcess[str]],
+) -> dict[str, list[str]]:
     work = tmp_path_factory.mktemp("typing")
     shutil.copytree(GENERATED, work / "generated_jobs")
     names = []

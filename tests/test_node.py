@@ -430,3 +430,28 @@ def test_run_needs_pools_and_stop_before_run_returns(cm: gredis.ConnManager) -> 
         fresh.process_queues(OrderedQueueSet(["q"]), WorkerFunc(lambda c, j: None), 0)
     with pytest.raises(TypeError, match="not a Worker"):
         fresh.process_queues(OrderedQueueSet(["q"]), object(), 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fetch", ["reliable", "basic"])
+def test_namespace_applies_to_every_runtime_key(redis_url: str, r: redispy.Redis, fetch: str) -> None:
+    seen: list[str] = []
+
+    def work(ctx: gokogeri.Context, job: Job) -> None:
+        if job.class_name == "Bad":
+            raise ValueError("x")
+        seen.append(job.class_name)
+
+    with gredis.ConnManager(gredis.Config(url=redis_url, namespace="ns")) as cm:
+        node = gokogeri.Node(gokogeri.nop_logger(), cm, fetch=fetch, heartbeat_interval=0.2)  # type: ignore[arg-type]
+        node.process_queues(OrderedQueueSet(["q"]), WorkerFunc(work), 2)
+        e = Enqueuer(cm)
+        with NodeThread(node):
+            e.enqueue(Job("Good", queue="q"))
+            e.enqueue(Job("Bad", queue="q"))
+            e.enqueue_in(Job("Later", queue="q"), 0.3)
+            wait_for(lambda: seen == ["Good", "Later"] and r.zcard("ns:retry") == 1)
+            assert r.sismember("ns:processes", node.identity)  # members are not prefixed
+            assert r.exists(f"ns:{node.identity}")
+        wait_for(lambda: r.get("ns:stat:processed") == b"3")
+    unprefixed = [k for k in r.keys("*") if not k.startswith(b"ns:")]
+    assert unprefixed == []

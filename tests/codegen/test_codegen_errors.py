@@ -403,3 +403,46 @@ def test_pointer_escapes_slash_and_tilde(tmp_path: Path) -> None:
 
 def test_dialect_constant_is_2020_12() -> None:
     assert DIALECT == "https://json-schema.org/draft/2020-12/schema"
+
+
+META_CORPUS: list[Any] = [
+    {"type": "integr"},
+    {"minimum": "x"},
+    {"properties": {"a": {"type": 5}}},
+    {"prefixItems": []},
+    {"$defs": {"a": {"enum": 3}}},
+    {"items": {"required": "x"}},
+    {"$ref": 5},
+    {"dependencies": {"a": {"type": "q"}}},
+    {"dependencies": {"a": ["b", "b"]}},
+    {"anyOf": [{"format": 3}]},
+    {"contentSchema": {"type": 1}},
+    {"unevaluatedProperties": {"type": "x"}},
+    {"$anchor": "1bad"},
+    {"additionalProperties": {"not": {"minLength": -1}}},
+    {"type": ["string", "string"]},
+    {"if": {"const": 1}, "then": {"maxItems": 1.5}},
+    {"$defs": {"x": {"$defs": {"y": {"required": [1]}}}}},
+    True,
+    {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+    *[
+        json.loads(p.read_text())
+        for p in sorted((Path(__file__).parents[2] / "schemas").glob("*.json"))
+    ],
+]
+
+
+@pytest.mark.parametrize("doc", META_CORPUS)
+def test_static_meta_schema_agrees_with_check_schema(doc: Any) -> None:
+    from gokogeri.codegen.loader import _META
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError as JsonSchemaError
+    from jsonschema.exceptions import best_match
+
+    try:
+        Draft202012Validator.check_schema(doc)
+        expected = None
+    except JsonSchemaError as e:
+        expected = (list(e.absolute_path), e.message)
+    ours = best_match(_META.iter_errors(doc))
+    assert (None if ours is None else (list(ours.absolute_path), ours.message)) == expected

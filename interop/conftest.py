@@ -111,6 +111,12 @@ def sk(interop_env: InteropEnv) -> InteropEnv:
     return interop_env
 
 
+@pytest.fixture
+def web_url(sk: InteropEnv) -> str:
+    """Sidekiq's Web UI over the test's Redis (one per environment, started on first use)."""
+    return sk.web_url
+
+
 # --- the summary table ----------------------------------------------------------------------------
 
 

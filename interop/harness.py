@@ -74,6 +74,9 @@ TEST_KEY_PATTERNS = ("queue:*",)
 READY_TIMEOUT = 60.0  # Sidekiq boots in <1 s; a cold page cache on a busy CI box is far slower
 STOP_GRACE = 30  # seconds Sidekiq gets after SIGTERM: more than its own 25 s shutdown timeout
 WEB_PORT = 9292  # inside the web container
+# On every container and network we create, so `podman-service.sh clean` can remove what a
+# killed test run left behind without touching anyone else's containers.
+LABELS = {"org.gokogeri.interop": "1"}
 
 
 class InteropError(RuntimeError):
@@ -137,7 +140,7 @@ def missing_images(versions: Iterable[str], flavours: Iterable[str]) -> list[str
     """Images (of the ones these versions/flavours need) that podman does not have."""
     if shutil.which("podman") is None:
         return ["podman itself"]
-    env = {**os.environ, **podman_env(Path("/nonexistent"))}
+    env = {**os.environ, "CONTAINERS_CONF": podman_env(Path())["CONTAINERS_CONF"]}
     names = [f"{IMAGE_PREFIX}/sidekiq:{SIDEKIQ_VERSIONS[v]}" for v in set(versions)]
     names += [REDIS_FLAVOURS[f] for f in set(flavours)]
     return [
@@ -344,7 +347,7 @@ class ContainerEnv(InteropEnv):
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.network import Network
 
-        network = Network()
+        network = Network(docker_network_kw={"labels": dict(LABELS)})
         network.create()
         env = cls(series=series, flavour=flavour, mode="containers", redis_url="")
         env.network = network
@@ -353,6 +356,7 @@ class ContainerEnv(InteropEnv):
             # Published on the host's loopback only; Sidekiq reaches it by its network alias.
             env.redis_c = (
                 DockerContainer(REDIS_FLAVOURS[flavour])
+                .with_kwargs(labels=dict(LABELS))
                 .with_network(network)
                 .with_network_aliases("redis")
             )
@@ -366,6 +370,7 @@ class ContainerEnv(InteropEnv):
 
             env.sidekiq_c = (
                 DockerContainer(f"{IMAGE_PREFIX}/sidekiq:{SIDEKIQ_VERSIONS[series]}")
+                .with_kwargs(labels=dict(LABELS))
                 .with_network(network)
                 .with_env("REDIS_URL", "redis://redis:6379/0")
                 .with_volume_mapping(str(RUBY_DIR), CONTAINER_RUBY_DIR, "ro")
@@ -406,6 +411,7 @@ class ContainerEnv(InteropEnv):
 
         web = (
             DockerContainer(f"{IMAGE_PREFIX}/sidekiq:{SIDEKIQ_VERSIONS[self.series]}")
+            .with_kwargs(labels=dict(LABELS))
             .with_network(self.network)
             .with_env("REDIS_URL", "redis://redis:6379/0")
             .with_volume_mapping(str(RUBY_DIR), CONTAINER_RUBY_DIR, "ro")

@@ -6,6 +6,7 @@
 #   start   start `podman system service` on a unix socket under interop/.run (idempotent)
 #   stop    stop it by the PID recorded at start
 #   env     print the export lines the test process needs (eval "$(interop/podman-service.sh env)")
+#   clean   remove containers and networks a killed test run left behind (label org.gokogeri.interop)
 # Env: INTEROP_RUN_DIR (default interop/.run) holds podman.sock, podman.pid and podman.log.
 set -euo pipefail
 
@@ -89,10 +90,27 @@ stop() {
     echo "podman service stopped (pid $pid)" >&2
 }
 
+# Only what carries our label: other users of podman on the machine are left alone.
+clean() {
+    local ids
+    ids="$(podman ps -aq --filter label=org.gokogeri.interop=1)"
+    if [[ -n "$ids" ]]; then
+        # shellcheck disable=SC2086  # one id per word
+        podman rm -f -t 5 $ids >/dev/null
+    fi
+    ids="$(podman network ls -q --filter label=org.gokogeri.interop=1)"
+    if [[ -n "$ids" ]]; then
+        # shellcheck disable=SC2086
+        podman network rm -f $ids >/dev/null
+    fi
+    echo "removed leftover interop containers/networks (if any)" >&2
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) if pid="$(running_pid)"; then echo "running (pid $pid, $SOCK)"; else echo "stopped"; exit 1; fi ;;
     env) print_env ;;
-    *) sed -n '2,10p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+    clean) clean ;;
+    *) sed -n '2,11p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

@@ -56,9 +56,9 @@ def test_failed_job_reaches_the_retry_set(sk: InteropEnv) -> None:
     assert entry["error_backtrace"] == lines
 
 
-def test_web_ui_busy_page_lists_the_ruby_sidekiq(sk: InteropEnv) -> None:
+def test_web_ui_busy_page_lists_the_ruby_sidekiq(sk: InteropEnv, web_url: str) -> None:
     identities = [m.decode() for m in sk.raw_set("processes")]
-    with urllib.request.urlopen(sk.web_url + "/busy", timeout=10) as resp:
+    with urllib.request.urlopen(web_url + "/busy", timeout=10) as resp:
         assert resp.status == 200
         html = resp.read().decode()
     # The Busy page shows each process by hostname:pid.

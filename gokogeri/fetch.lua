@@ -4,7 +4,10 @@
 -- KEYS: queue:<q1>, <working q1>, queue:<q2>, <working q2>, ... (pair i = KEYS[2i-1], KEYS[2i])
 -- ARGV[1]: how many jobs to move at most (0 = acknowledge only)
 -- ARGV[2]: number of acknowledgements n, followed by n (pair index, payload) couples
--- then: the pair indexes in the order to try the queues for this fetch
+-- then: nq (queues per order), norders, and norders orders of nq pair indexes.
+-- Each job slot tries the queues in its own order, as if it were its own
+-- BRPOP: weighted queue sets pass one shuffled order per slot, strict ones
+-- pass a single order that every slot reuses.
 -- Returns a flat array: pair index, payload, pair index, payload, ...
 local limit = tonumber(ARGV[1])
 local nacks = tonumber(ARGV[2])
@@ -15,17 +18,23 @@ for _ = 1, nacks do
   i = i + 2
 end
 local out = {}
-local got = 0
-while got < limit and i <= #ARGV do
-  local pair = tonumber(ARGV[i])
-  local src, dst = KEYS[pair * 2 - 1], KEYS[pair * 2]
-  while got < limit do
-    local job = redis.call('LMOVE', src, dst, 'RIGHT', 'LEFT')
-    if not job then break end
-    got = got + 1
-    out[#out + 1] = pair
-    out[#out + 1] = job
+if limit == 0 then return out end
+local nq = tonumber(ARGV[i])
+local norders = tonumber(ARGV[i + 1])
+local base = i + 2
+for slot = 0, limit - 1 do
+  local o = base
+  if norders > 1 then o = base + slot * nq end
+  local job = false
+  for k = 0, nq - 1 do
+    local pair = tonumber(ARGV[o + k])
+    job = redis.call('LMOVE', KEYS[pair * 2 - 1], KEYS[pair * 2], 'RIGHT', 'LEFT')
+    if job then
+      out[#out + 1] = pair
+      out[#out + 1] = job
+      break
+    end
   end
-  i = i + 1
+  if not job then break end -- every queue is empty
 end
 return out

@@ -13,9 +13,10 @@ pushes the jobs back to the front of their queues.
 Round trips: one dispatcher thread per pool runs fetch.lua, which both
 acknowledges every job finished since its last call and moves up to a batch
 of new jobs, so a job costs a share of one round trip to fetch and to
-acknowledge. The pool holds at most ``instances`` prefetched jobs beyond the
-ones running, so a node never hoards work other nodes could run, and strict
-queue order is broken by at most one batch.
+acknowledge. How many jobs it holds beyond the running ones adapts to the
+average job time (PREFETCH_WINDOW): hundreds of no-op jobs, none extra for
+jobs that take seconds, so a node never hoards work other nodes could run.
+Strict queue order is broken by at most one batch.
 
 When the queues are empty, waiter threads block in BLMOVE, one per queue
 (Redis has no multi-key blocking LMOVE before 7.0's BLMPOP, which is not
@@ -45,6 +46,11 @@ from gokogeri.retry import Outcome, RetryPolicy
 # Most jobs moved by one fetch round trip; keeps one Lua call short so Redis
 # stays responsive to other clients.
 MAX_BATCH = 100
+# Prefetch sizing: hold about this much work beyond the running jobs, judged by
+# the average job time, so short jobs are fetched in big batches and long jobs
+# one per free thread (a node never sits on slow jobs other nodes could run).
+PREFETCH_WINDOW = 0.005  # seconds of work per thread
+MAX_PREFETCH = 200
 # Pause after a Redis error before trying again (Sidekiq's fetch sleeps 1 s).
 ERROR_PAUSE = 1.0
 
@@ -66,6 +72,7 @@ class UnitOfWork:
 class Fetcher(Protocol):
     def start(self) -> None: ...
     def retrieve(self, timeout: float) -> UnitOfWork | None: ...
+    def observe(self, seconds: float) -> None: ...
     def acknowledge(self, uow: UnitOfWork) -> None: ...
     def settle(self, uow: UnitOfWork, outcome: Outcome, policy: RetryPolicy) -> bool: ...
     def requeue(self, uows: Iterable[UnitOfWork]) -> None: ...
@@ -164,6 +171,9 @@ class BasicFetch:
             return None
         return uow
 
+    def observe(self, seconds: float) -> None:
+        pass  # no prefetch to size
+
     def acknowledge(self, uow: UnitOfWork) -> None:
         pass  # BRPOP already removed it
 
@@ -200,8 +210,10 @@ class ReliableFetch:
         instances: int,
         logger: logging.Logger,
         name: str,
+        prefetch: int | None = None,
     ) -> None:
         self._cm = cm
+        self._fixed_prefetch = prefetch
         self._qs = queue_set
         self._log = logger
         self._name = name
@@ -209,6 +221,7 @@ class ReliableFetch:
         self.queues = queue_set.names()
         keys = cm.keys
         self._pair_of = {q: i + 1 for i, q in enumerate(self.queues)}
+        self._strict = queue_set.mode() == "strict"
         self.working_keys = [keys.working(identity, q) for q in self.queues]
         self._keys_flat: list[str] = []
         for q, w in zip(self.queues, self.working_keys, strict=True):
@@ -234,6 +247,10 @@ class ReliableFetch:
         self._idle_event = threading.Event()
         self._unblocker = _Unblocker(cm)
         self._threads: list[threading.Thread] = []
+        # Average job time (an EWMA written by processors without a lock: a
+        # lost update only nudges the prefetch size). None until measured.
+        self._job_time: float | None = None
+        self._low_water = instances
 
     # --- lifecycle ---
 
@@ -314,11 +331,15 @@ class ReliableFetch:
                     return None
             uow = buf.popleft()
             self._taken += 1
-            low = len(buf) < self._instances
+            low = len(buf) < self._low_water
         if low and self._waiting:
             with self._cv:
                 self._cv.notify()
         return uow
+
+    def observe(self, seconds: float) -> None:
+        avg = self._job_time
+        self._job_time = seconds if avg is None else avg * 0.95 + seconds * 0.05
 
     def acknowledge(self, uow: UnitOfWork) -> None:
         with self._cv:
@@ -353,14 +374,27 @@ class ReliableFetch:
 
     # --- dispatcher ---
 
+    def _prefetch(self) -> int:
+        """How many jobs to hold beyond the running ones."""
+        if self._fixed_prefetch is not None:
+            return self._fixed_prefetch
+        avg = self._job_time
+        if avg is None:
+            return self._instances
+        per_thread = PREFETCH_WINDOW / max(avg, 1e-6)
+        return min(int(self._instances * per_thread), MAX_PREFETCH)
+
     def _want(self) -> int:
+        """How many jobs the next round trip should fetch (0 = none)."""
         if self._quiet or self._idle:
             return 0
+        extra = self._prefetch()
+        self._low_water = max(1, extra // 2)
         buffered = len(self._buf)
-        if buffered >= self._instances:
+        if buffered >= self._low_water:
             return 0
         in_flight = buffered + (self._taken - self._done)
-        return max(0, min(2 * self._instances - in_flight, MAX_BATCH))
+        return max(0, min(self._instances + extra - in_flight, MAX_BATCH))
 
     def _dispatch_loop(self) -> None:
         while True:
@@ -395,7 +429,14 @@ class ReliableFetch:
         for uow in acks:
             args += [uow.pair, uow.payload]
         if want:
-            args += [self._pair_of[q] for q in self._qs.get_queues()]
+            if self._strict:
+                args += [len(self.queues), 1, *self._order()]
+            else:
+                # One shuffle per job slot: each fetched job is chosen by the
+                # weights, exactly as if it had its own BRPOP.
+                args += [len(self.queues), want]
+                for _ in range(want):
+                    args += self._order()
         reply = self._fetch(keys=self._keys_flat, args=args)
         if not reply:
             return 0
@@ -406,6 +447,14 @@ class ReliableFetch:
         ]
         self._deliver(fetched)
         return len(fetched)
+
+    def _order(self) -> list[int]:
+        """The queue set's next order as pair indexes, always len(queues) long
+        (a custom QueueSet may leave queues out: the first one is repeated)."""
+        order = [self._pair_of[q] for q in self._qs.get_queues()]
+        if not order:
+            raise ValueError(f"{self._qs!r}.get_queues() returned no queues")
+        return order + [order[0]] * (len(self.queues) - len(order))
 
     def _deliver(self, fetched: list[UnitOfWork]) -> None:
         with self._buf_cv:

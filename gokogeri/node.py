@@ -38,6 +38,21 @@ CANCEL_GRACE = 3.0
 
 
 class Node:
+    """One process's job runner.
+
+    fetch: "reliable" (default; crash-safe, see fetch.py) or "basic" (Sidekiq's BRPOP).
+    tag, labels: shown in the Web UI's process list.
+    heartbeat_interval: seconds between beats (Sidekiq 6: 5).
+    poll_interval_average: fixed scheduler poll interval; None scales it by
+        the number of processes, as Sidekiq does.
+    retry_policy: max retries, dead-set limits, jitter style.
+    rescue_after: seconds without a beat before another node's jobs are rescued.
+    shutdown_timeout: the grace period run() gives jobs when TERM arrives.
+    middleware: the server middleware chain, around every job.
+    scheduler: False for nodes that should not move scheduled/retry jobs.
+    prefetch: jobs held beyond the running ones; None adapts it to job time.
+    """
+
     def __init__(
         self,
         logger: logging.Logger,
@@ -53,9 +68,12 @@ class Node:
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
         middleware: ServerChain | None = None,
         scheduler: bool = True,
+        prefetch: int | None = None,
     ) -> None:
         if fetch not in ("reliable", "basic"):
             raise ValueError(f"fetch must be 'reliable' or 'basic', got {fetch!r}")
+        if prefetch is not None and (not isinstance(prefetch, int) or prefetch < 0):
+            raise ValueError(f"prefetch must be None (adaptive) or an int >= 0, got {prefetch!r}")
         if heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive")
         self.logger = logger
@@ -70,6 +88,7 @@ class Node:
         self.shutdown_timeout = shutdown_timeout
         self.middleware: ServerChain = middleware if middleware is not None else ServerChain()
         self.run_scheduler = scheduler
+        self.prefetch = prefetch
         self.identity = make_identity()
         self._pools: list[Pool] = []
         self._cancelled = threading.Event()
@@ -95,7 +114,9 @@ class Node:
         name = f"pool{len(self._pools)}"
         fetcher: Fetcher
         if self.fetch_mode == "reliable":
-            fetcher = ReliableFetch(self.cm, self.identity, queue_set, instances, self.logger, name)
+            fetcher = ReliableFetch(
+                self.cm, self.identity, queue_set, instances, self.logger, name, self.prefetch
+            )
         else:
             fetcher = BasicFetch(self.cm, queue_set, self.logger)
         self._pools.append(

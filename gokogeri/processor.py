@@ -180,6 +180,7 @@ class Pool:
             return
         self._processed[tid] += 1
         del self.busy[tid]
+        self.fetcher.observe(time.perf_counter() - started)
         if uow.abandoned:
             return
         self.fetcher.acknowledge(uow)

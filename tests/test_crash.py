@@ -32,7 +32,7 @@ def test_sigkill_with_50_jobs_in_flight_loses_nothing(
 ) -> None:
     e = Enqueuer(cm)
     quick = e.enqueue_bulk([Job("Record", args=[i]) for i in range(20)])
-    victim = NodeProcess(redis_url, TEST_CONCURRENCY="25")
+    victim = NodeProcess(redis_url, TEST_CONCURRENCY="25", TEST_PREFETCH="25")
     try:
         wait_for(lambda: r.llen(DONE) == 20, timeout=20)
         # 25 run, 25 wait prefetched in the node's working list.

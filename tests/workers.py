@@ -80,6 +80,7 @@ def make_node() -> gokogeri.Node:
         heartbeat_interval=float(env.get("TEST_BEAT", "0.5")),
         rescue_after=float(env.get("TEST_RESCUE_AFTER", "2")),
         poll_interval_average=float(env.get("TEST_POLL", "1")),
+        prefetch=int(env["TEST_PREFETCH"]) if "TEST_PREFETCH" in env else None,
     )
     queues = env.get("TEST_QUEUES", "default").split(",")
     node.process_queues(

@@ -25,16 +25,18 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis as redispy
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.network import Network
+
+T = TypeVar("T")
 
 INTEROP_DIR = Path(__file__).resolve().parent
 RUBY_DIR = INTEROP_DIR / "ruby"
@@ -103,8 +105,12 @@ def free_port() -> int:
 
 
 def wait_for(
-    check: Any, timeout: float, what: str, interval: float = 0.05, on_poll: Any = None
-) -> Any:
+    check: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    on_poll: Callable[[], object] | None = None,
+) -> T:
     """Call ``check()`` until it returns something truthy; raise InteropError after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -208,7 +214,7 @@ def _docker_ping(sock: Path) -> bool:
 @dataclass
 class WebUI:
     url: str
-    stop: Any  # () -> None
+    stop: Callable[[], None]
 
 
 @dataclass
@@ -225,7 +231,7 @@ class InteropEnv:
     redis_url: str
     sidekiq_version: str = ""
     redis_version: str = ""
-    _closers: list[Any] = field(default_factory=list, repr=False)
+    _closers: list[Callable[[], object]] = field(default_factory=list, repr=False)
     _web: WebUI | None = field(default=None, repr=False)
 
     @property
@@ -307,10 +313,7 @@ class InteropEnv:
             found = {rec["jid"]: rec for rec in self.done_records() if rec.get("jid") in wanted}
             return found if len(found) == len(wanted) else None
 
-        found: dict[str, dict[str, Any]] = wait_for(
-            check, timeout, f"Sidekiq to run {len(wanted)} job(s)", interval=0.05
-        )
-        return found
+        return wait_for(check, timeout, f"Sidekiq to run {len(wanted)} job(s)", interval=0.05)
 
     def close(self) -> None:
         while self._closers:
@@ -365,7 +368,7 @@ class ContainerEnv(InteropEnv):
             env._closers.append(lambda: _stop_container(env.redis_c, grace=2))
             port = env.redis_c.get_exposed_port(6379)
             env.redis_url = f"redis://127.0.0.1:{port}/0"
-            wait_for(lambda: env.redis().ping(), 30, f"{flavour} to answer PING")
+            _wait_ping(env, f"{flavour} to answer PING")
             env.redis_version = _redis_version(env.redis_url)
 
             env.sidekiq_c = (
@@ -494,8 +497,8 @@ class HostEnv(InteropEnv):
                 workdir / "redis.log",
             )  # fmt: skip
             env._closers.append(lambda: _stop_process(env.redis_proc, grace=10))
-            wait_for(lambda: env.redis().ping(), 30, "redis-server to answer PING",
-                     on_poll=lambda: _check_alive(env.redis_proc, workdir / "redis.log"))  # fmt: skip
+            _wait_ping(env, "redis-server to answer PING",
+                       on_poll=lambda: _check_alive(env.redis_proc, workdir / "redis.log"))  # fmt: skip
             env.redis_version = _redis_version(env.redis_url)
             env.sidekiq_proc = _spawn(
                 _sidekiq_command(str(RUBY_DIR / "jobs.rb")),
@@ -587,7 +590,15 @@ def _stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
 # --- shared ---------------------------------------------------------------------------------------
 
 
-def _wait_sidekiq_ready(env: InteropEnv, on_poll: Any) -> None:
+def _wait_ping(env: InteropEnv, what: str, on_poll: Callable[[], object] | None = None) -> None:
+    r = env.redis()
+    try:
+        wait_for(lambda: r.ping(), 30, what, on_poll=on_poll)
+    finally:
+        r.close()
+
+
+def _wait_sidekiq_ready(env: InteropEnv, on_poll: Callable[[], object]) -> None:
     """Sidekiq is ready once its heartbeat has put it in the ``processes`` set."""
     r = env.redis()
     try:
@@ -597,7 +608,7 @@ def _wait_sidekiq_ready(env: InteropEnv, on_poll: Any) -> None:
         r.close()
 
 
-def _wait_http(url: str, on_poll: Any) -> None:
+def _wait_http(url: str, on_poll: Callable[[], object]) -> None:
     def check() -> bool:
         try:
             with urllib.request.urlopen(url + "/", timeout=5) as resp:

@@ -41,7 +41,7 @@ E
 # through a Docker-only API field (KeyError 'HostConfig' against podman).
 
 start() {
-    local pid i
+    local pid
     if pid="$(running_pid)"; then
         echo "podman service already running (pid $pid, $SOCK)" >&2
         return 0
@@ -54,7 +54,7 @@ start() {
     setsid podman system service --time=0 "unix://$SOCK" >"$LOG_FILE" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PID_FILE"
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         # The socket appears when the service listens; ping it too when curl is around.
         if [[ -S "$SOCK" ]] && { ! command -v curl >/dev/null ||
             curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }; then
@@ -72,14 +72,14 @@ start() {
 }
 
 stop() {
-    local pid i
+    local pid
     if ! pid="$(running_pid)"; then
         echo "podman service not running" >&2
         rm -f "$PID_FILE"
         return 0
     fi
     kill -TERM "$pid"
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done

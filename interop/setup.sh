@@ -34,7 +34,11 @@ fi
 
 if ! "$PYTHON" -c 'import pytest, redis, testcontainers' 2>/dev/null; then
     log "pip install test dependencies"
-    "$PYTHON" -m pip install -q 'pytest>=8' 'redis>=5' 'testcontainers>=4.8'
+    # Debian's own python3 refuses system-wide pip installs (PEP 668): point PYTHON at a venv.
+    "$PYTHON" -m pip install -q 'pytest>=8' 'redis>=5' 'testcontainers>=4.8' || {
+        log "pip install failed; create a virtualenv and rerun with PYTHON=/path/to/venv/bin/python"
+        exit 1
+    }
 else
     log "python test dependencies present"
 fi

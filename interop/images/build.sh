@@ -132,15 +132,18 @@ declare -A PIDS=()
 cleanup() {
     local pid mnt
     # An interrupted build must not leave debootstraps running behind us.
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # Each build is its own process group (set -m below): this stops debootstrap's children too.
+    for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     # debootstrap mounts /proc and /sys inside the target while it installs; unmount anything
     # left there before deleting, or rm would walk into the host's /proc.
     while read -r mnt; do
-        [[ "$mnt" == "$BUILD"/* ]] && umount -l "$mnt" 2>/dev/null || true
+        if [[ "$mnt" == "$BUILD"/* ]]; then umount -l "$mnt" 2>/dev/null || true; fi
     done < <(findmnt -rn -o TARGET | sort -r)
     rm -rf --one-file-system "$BUILD"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # Redis 7.0 comes from the host's own redis-server when the host has 7.0 (Debian 12 does): the
 # binary plus the libraries ldd names make a 20 MB image in a second. Any other host falls back
@@ -155,42 +158,28 @@ host_redis_rootfs() {
     while read -r lib; do
         cp -L --parents "$lib" "$root"
     done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
-    echo "$("$bin" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')" >"$root/.version"
+    "$bin" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p' >"$root/.version"
 }
 
-declare -A ROOTS=()
-for img in "${MISSING[@]}"; do
-    root="$BUILD/${img/:/-}"
-    ROOTS[$img]="$root"
+# One image, start to finish: rootfs, clean-up, import, smoke test. Runs in the background, one
+# per image, so the slow debootstraps (mostly waiting on the network, ~35-75 s each) overlap and
+# each image is imported as soon as its own rootfs is ready.
+build_one() {
+    local img="$1" root="$BUILD/${1/:/-}" name="$PREFIX/$1" server version changes old_id
+    server="$(server_of "$img")"
     if [[ "$img" == redis:7.0 ]] && host_redis_rootfs "$root"; then
         log "$img: rootfs from the host's redis-server $(cat "$root/.version")"
-        continue
-    fi
-    rm -rf --one-file-system "$root"
-    log "$img: debootstrap $(suite_of "$img") [$(packages_of "$img")] (log: $root.log)"
-    # All debootstraps run at once: they mostly wait on the network, ~35-75 s each.
-    debootstrap --variant=minbase --include="$(packages_of "$img")" "$(suite_of "$img")" \
-        "$root" "$MIRROR" >"$root.log" 2>&1 &
-    PIDS[$img]=$!
-done
-
-FAILED=()
-for img in "${!PIDS[@]}"; do
-    if wait "${PIDS[$img]}"; then
-        log "$img: debootstrap done"
     else
-        log "$img: debootstrap FAILED (rc $?), last lines of ${ROOTS[$img]}.log:"
-        tail -n 20 "${ROOTS[$img]}.log" >&2 || true
-        FAILED+=("$img")
+        rm -rf --one-file-system "$root"
+        log "$img: debootstrap $(suite_of "$img") [$(packages_of "$img")] (log: $root.log)"
+        if ! debootstrap --variant=minbase --include="$(packages_of "$img")" "$(suite_of "$img")" \
+            "$root" "$MIRROR" >"$root.log" 2>&1; then
+            log "$img: debootstrap FAILED, last lines of $root.log:"
+            tail -n 20 "$root.log" >&2 || true
+            return 1
+        fi
+        log "$img: debootstrap done"
     fi
-    unset "PIDS[$img]"
-done
-
-for img in "${MISSING[@]}"; do
-    [[ " ${FAILED[*]} " == *" $img "* ]] && continue
-    root="${ROOTS[$img]}"
-    name="$PREFIX/$img"
-    server="$(server_of "$img")"
     # apt's caches and lists are ~90 MB per image and useless in a container that never runs apt.
     rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     changes=(--change 'ENV LANG=C.UTF-8')
@@ -218,19 +207,37 @@ for img in "${MISSING[@]}"; do
                   --change "LABEL org.gokogeri.interop.version=$version")
     fi
     log "$img: podman import ($version)"
+    old_id="$(podman image inspect -f '{{.Id}}' "$name" 2>/dev/null || true)"
     tar -C "$root" --numeric-owner -c . | podman import -q "${changes[@]}" - "$name" >/dev/null
-    rm -rf --one-file-system "$root"
+    rm -rf --one-file-system "$root" "$root.log"
+    # A --force rebuild leaves the previous image untagged; drop it unless a container uses it.
+    if [[ -n "$old_id" ]]; then podman image rm "$old_id" >/dev/null 2>&1 || true; fi
 
     # A quick smoke test, so a broken image fails the build rather than every test case.
     if [[ -n "$server" ]]; then
-        podman run --rm "$name" --version >&2 || { log "$img: smoke test FAILED"; FAILED+=("$img"); }
+        podman run --rm "$name" --version >&2
     else
-        podman run --rm "$name" ruby -e 'require "sidekiq"; puts "Sidekiq #{Sidekiq::VERSION}, ruby #{RUBY_VERSION}"' >&2 ||
-            { log "$img: smoke test FAILED"; FAILED+=("$img"); }
+        podman run --rm "$name" ruby -e 'require "sidekiq"; puts "Sidekiq #{Sidekiq::VERSION}, ruby #{RUBY_VERSION}"' >&2
     fi
+}
+
+set -m # job control: every background build gets its own process group (see cleanup)
+for img in "${MISSING[@]}"; do
+    build_one "$img" &
+    PIDS[$img]=$!
+done
+set +m
+
+FAILED=()
+for img in "${!PIDS[@]}"; do
+    if ! wait "${PIDS[$img]}"; then
+        FAILED+=("$img")
+    fi
+    unset "PIDS[$img]"
 done
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then
+    # A half-built image must not pass the "exists" check next time.
     for img in "${FAILED[@]}"; do podman image rm -f "$PREFIX/$img" >/dev/null 2>&1 || true; done
     die "failed images: ${FAILED[*]}"
 fi

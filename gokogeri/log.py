@@ -7,29 +7,176 @@ processor logs class, jid and elapsed time only; args appear at DEBUG.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
+from collections import deque
+from typing import TextIO
 
 LOGGER_NAME = "gokogeri"
+# Lines are written in batches this often (and at once on a terminal); a
+# write per line costs a system call and a GIL hand-off per job.
+FLUSH_INTERVAL = 0.1  # seconds
+FLUSH_LINES = 512
 
 
 class KeyValueFormatter(logging.Formatter):
-    """``2026-11-28T07:00:00.123Z pid=1 tid=main INFO: msg key=value ...``
+    """``2026-11-28T07:00:00.123Z pid=1 tid=main key=value INFO: msg``
 
     The same layout as Sidekiq's default log lines, so one grep works on
     Ruby and Python nodes alike. Context goes in ``extra={"kv": {...}}``.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        head = f"{ts}.{int(record.msecs):03d}Z pid={record.process} tid={record.threadName}"
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        head = f"{self._stamp}.{int(record.msecs):03d}Z pid={record.process} tid={record.threadName}"
         kv = getattr(record, "kv", None)
         if kv:
             head += " " + " ".join(f"{k}={v}" for k, v in kv.items())
+        kv_text = getattr(record, "kv_text", None)
+        if kv_text:
+            head += " " + kv_text
         line = f"{head} {record.levelname}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+class BufferedStreamHandler(logging.StreamHandler[TextIO]):
+    """A StreamHandler that writes lines in batches.
+
+    On a terminal every line is written at once. Otherwise lines are flushed
+    every FLUSH_INTERVAL by a background thread, when FLUSH_LINES pile up, for
+    WARNING and above at once, and on close (logging.shutdown at exit). A
+    SIGKILL can lose the last FLUSH_INTERVAL of lines, never job data.
+    """
+
+    def __init__(self, stream: TextIO | None = None, interval: float = FLUSH_INTERVAL) -> None:
+        super().__init__(stream if stream is not None else sys.stdout)
+        isatty = getattr(self.stream, "isatty", None)
+        self._immediate = bool(isatty and isatty())
+        self._pending: deque[str] = deque()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if not self._immediate:
+            self._interval = interval
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="gokogeri-log-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Unlike Handler.handle, no lock around emit: with ten threads logging
+        # two lines per job, that lock is where they queue up. The deque is
+        # thread-safe; only writing to the stream takes the lock.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record))
+            if (
+                self._immediate
+                or record.levelno >= logging.WARNING
+                or len(self._pending) >= FLUSH_LINES
+            ):
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def queue_line(self, line: str) -> None:
+        """Queue an already formatted INFO line (JobLog's fast path)."""
+        self._pending.append(line)
+        if self._immediate or len(self._pending) >= FLUSH_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            pending = self._pending
+            lines = []
+            while pending:  # popleft is atomic: a line appended meanwhile is kept
+                lines.append(pending.popleft())
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:
+                return  # the stream is gone (interpreter shutdown)
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(1.0)
+        try:
+            self.flush()
+        finally:
+            super().close()
+
+
+class JobLog:
+    """The per-job start/done/fail lines, as Sidekiq's JobLogger writes them.
+
+    Two lines per job through the logging module cost more than a no-op job
+    itself (LogRecord, findCaller, handler dispatch: about half the node's
+    CPU). When the logger is exactly what default_logger() built (only our
+    buffered handler and formatter, no filters), the same line is built here
+    and queued on that handler directly. Any other logger setup gets ordinary
+    logger.info calls, so user handlers, filters and formats all apply.
+    """
+
+    __slots__ = ("_fast", "_handlers", "_logger", "_pid", "_second", "_stamp")
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._pid = os.getpid()
+        self._second = -1
+        self._stamp = ""
+        self._handlers = list(logger.handlers)
+        self._fast: BufferedStreamHandler | None = None
+        if (
+            len(self._handlers) == 1
+            and isinstance(self._handlers[0], BufferedStreamHandler)
+            and type(self._handlers[0].formatter) is KeyValueFormatter
+            and not self._handlers[0].filters
+            and not logger.filters
+            and not logger.propagate
+        ):
+            self._fast = self._handlers[0]
+
+    def enabled(self) -> bool:
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def line(self, kv: str, message: str) -> None:
+        """``kv`` is the pre-built ``class=X jid=Y elapsed=Z`` part."""
+        fast = self._fast
+        if fast is None or self._logger.handlers != self._handlers or fast.level > logging.INFO:
+            self._logger.info(message, extra={"kv_text": kv})
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        ms = int((now - second) * 1000)
+        fast.queue_line(
+            f"{self._stamp}.{ms:03d}Z pid={self._pid} tid={threading.current_thread().name} "
+            f"{kv} INFO: {message}"
+        )
 
 
 def default_logger(level: int = logging.INFO) -> logging.Logger:
@@ -38,10 +185,9 @@ def default_logger(level: int = logging.INFO) -> logging.Logger:
     Calling it again returns the same logger without adding a second handler.
     """
     logger = logging.getLogger(LOGGER_NAME)
-    if not any(getattr(h, "_gokogeri", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, BufferedStreamHandler) for h in logger.handlers):
+        handler = BufferedStreamHandler(sys.stdout)
         handler.setFormatter(KeyValueFormatter())
-        handler._gokogeri = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level)

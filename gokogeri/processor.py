@@ -14,11 +14,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gokogeri.errors import InvalidPayloadError
 from gokogeri.fetch import Fetcher, UnitOfWork
 from gokogeri.job import Job, TimestampFormat
+from gokogeri.log import JobLog
 from gokogeri.middleware import ServerChain
 from gokogeri.queues import QueueSet
 from gokogeri.retry import Outcome, RetryPolicy, error_class_name, failure_outcome
@@ -82,6 +82,7 @@ class Pool:
         self._fmt = timestamp_format
         self._cancelled = cancelled
         self._on_fatal = on_fatal
+        self._joblog = JobLog(logger)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # tid -> what that processor runs; written only by its own thread.
@@ -149,16 +150,17 @@ class Pool:
             self._failed[tid] += 1
             return
         log = self._log
-        info = log.isEnabledFor(logging.INFO)
+        joblog = self._joblog
+        info = joblog.enabled()
         queue = uow.queue
         self.busy[tid] = Busy(queue, uow.payload, int(time.time()), uow)
         ctx = Context(self._cancelled, log, self._identity, queue)
-        kv: dict[str, Any] | None = None
+        kv = ""
         if info:
-            kv = {"class": job.class_name, "jid": job.jid}
-            log.info("start", extra={"kv": kv})
+            kv = f"class={job.class_name} jid={job.jid}"
+            joblog.line(kv, "start")
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("args %r", job.args, extra={"kv": kv})
+            log.debug("args %r", job.args, extra={"kv_text": kv})
         started = time.perf_counter()
         try:
             if len(self._middleware):
@@ -166,31 +168,28 @@ class Pool:
             else:
                 self.worker.work(ctx, job)
         except Exception as exc:
+            elapsed = time.perf_counter() - started
             self._failed[tid] += 1
             self._processed[tid] += 1
             del self.busy[tid]
+            self.fetcher.observe(elapsed)
             if uow.abandoned:
                 return  # pushed back by a hard shutdown; it runs again elsewhere
             if info:
-                kv = {"class": job.class_name, "jid": job.jid, "elapsed": _elapsed(started)}
                 # The message can quote arguments, so INFO carries only the class.
-                log.info("fail: %s", error_class_name(exc), extra={"kv": kv})
-                log.debug("error: %s", _short(exc), extra={"kv": kv})
+                joblog.line(f"{kv} elapsed={elapsed:.3f}", f"fail: {error_class_name(exc)}")
+            log.debug("error: %s", _short(exc), extra={"kv_text": kv})
             self._settle_failure(uow, job, exc)
             return
+        elapsed = time.perf_counter() - started
         self._processed[tid] += 1
         del self.busy[tid]
-        self.fetcher.observe(time.perf_counter() - started)
+        self.fetcher.observe(elapsed)
         if uow.abandoned:
             return
         self.fetcher.acknowledge(uow)
         if info:
-            log.info(
-                "done",
-                extra={
-                    "kv": {"class": job.class_name, "jid": job.jid, "elapsed": _elapsed(started)}
-                },
-            )
+            joblog.line(f"{kv} elapsed={elapsed:.3f}", "done")
 
     def _settle_failure(self, uow: UnitOfWork, job: Job, exc: BaseException) -> None:
         outcome = failure_outcome(job, exc, self._policy, self._fmt)
@@ -232,10 +231,6 @@ class Pool:
             self.fetcher.settle(uow, outcome, self._policy)
         except Exception:
             self._log.exception("could not bury an invalid payload")
-
-
-def _elapsed(started: float) -> str:
-    return f"{time.perf_counter() - started:.3f}"
 
 
 def _short(exc: BaseException) -> str:

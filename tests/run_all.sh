@@ -19,7 +19,7 @@ python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 echo "== static checks"
 ruff check gokogeri codegen tests
-mypy gokogeri codegen
+bash tests/typecheck.sh
 
 echo "== tests"
 python3 -m pytest tests "$@"

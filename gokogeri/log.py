@@ -65,7 +65,7 @@ class BufferedStreamHandler(logging.StreamHandler[TextIO]):
         isatty = getattr(self.stream, "isatty", None)
         self._immediate = bool(isatty and isatty())
         self._pending: deque[str] = deque()
-        self._closed = threading.Event()
+        self._stop_flush = threading.Event()
         self._flusher: threading.Thread | None = None
         if not self._immediate:
             self._interval = interval
@@ -112,14 +112,14 @@ class BufferedStreamHandler(logging.StreamHandler[TextIO]):
                 self.stream.flush()
 
     def _flush_loop(self) -> None:
-        while not self._closed.wait(self._interval):
+        while not self._stop_flush.wait(self._interval):
             try:
                 self.flush()
             except Exception:
                 return  # the stream is gone (interpreter shutdown)
 
     def close(self) -> None:
-        self._closed.set()
+        self._stop_flush.set()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(1.0)
         try:

@@ -38,7 +38,9 @@ class KeyValueFormatter(logging.Formatter):
         if second != self._second:  # strftime once a second, not once a line
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        head = f"{self._stamp}.{int(record.msecs):03d}Z pid={record.process} tid={record.threadName}"
+        head = (
+            f"{self._stamp}.{int(record.msecs):03d}Z pid={record.process} tid={record.threadName}"
+        )
         kv = getattr(record, "kv", None)
         if kv:
             head += " " + " ".join(f"{k}={v}" for k, v in kv.items())

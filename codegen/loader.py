@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -103,6 +104,16 @@ def _static_meta_schema() -> dict[str, Any]:
 
 # Built once: check_schema builds a new validator per call.
 _META = Draft202012Validator(_static_meta_schema())
+
+
+def _meta_valid(doc: Any) -> bool:
+    """Whether ``doc`` passes the 2020-12 meta-schema.
+
+    jsonschema-rs answers in ~25 us where the pure-Python validator takes
+    ~4 ms a schema (most of generating 200 schemas); only an invalid schema
+    pays for the pure-Python pass that names the error.
+    """
+    return bool(jsonschema_rs.meta.is_valid(doc))
 
 # Sidekiq 8's Web UI only shows queues whose names match this (as gokogeri.enqueuer).
 QUEUE_NAME = re.compile(r"\A[a-z_:.\-0-9]+\Z", re.IGNORECASE)
@@ -567,7 +578,7 @@ def build_job(doc: Any, source: str, stem: str) -> JobDef:
         _fail("", "a job schema must be a JSON object")
     if doc.get("$schema") != DIALECT:
         _fail(pointer("$schema"), f"$schema must be {DIALECT!r} (JSON Schema 2020-12)")
-    err = best_match(_META.iter_errors(doc))
+    err = None if _meta_valid(doc) else best_match(_META.iter_errors(doc))
     if err is not None:
         _fail(
             pointer(*err.absolute_path), f"not a valid JSON Schema 2020-12 document: {err.message}"

@@ -434,7 +434,7 @@ META_CORPUS: list[Any] = [
 
 @pytest.mark.parametrize("doc", META_CORPUS)
 def test_static_meta_schema_agrees_with_check_schema(doc: Any) -> None:
-    from gokogeri.codegen.loader import _META
+    from gokogeri.codegen.loader import _META, _meta_valid
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError as JsonSchemaError
     from jsonschema.exceptions import best_match
@@ -447,5 +447,6 @@ def test_static_meta_schema_agrees_with_check_schema(doc: Any) -> None:
     ours = best_match(_META.iter_errors(doc))
     # Same verdict; inside anyOf, best_match may pick a deeper (more specific) error.
     assert (ours is None) == (expected is None)
+    assert _meta_valid(doc) == (expected is None)  # the fast path agrees too
     if ours is not None and expected is not None:
         assert list(ours.absolute_path)[: len(expected[0])] == expected[0]

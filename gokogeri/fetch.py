@@ -129,6 +129,8 @@ class BasicFetch:
         keys = cm.keys
         self._key_to_queue = {keys.queue(q).encode(): q for q in queue_set.names()}
         self._local = threading.local()
+        self._clients: list[redispy.Redis] = []  # one per processor thread, closed at close()
+        self._clients_lock = threading.Lock()
         self._quiet = threading.Event()
         self._unblocker = _Unblocker(cm)
         self._settle = scripts.load(cm.client, "settle.lua")
@@ -141,6 +143,8 @@ class BasicFetch:
         conn: tuple[redispy.Redis, int] | None = getattr(self._local, "conn", None)
         if conn is None:
             client = self._cm.dedicated()
+            with self._clients_lock:
+                self._clients.append(client)
             conn = (client, int(client.client_id()))
             self._local.conn = conn
         return conn
@@ -197,6 +201,10 @@ class BasicFetch:
 
     def close(self) -> None:
         self.quiet()
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
 
 class ReliableFetch:

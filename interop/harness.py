@@ -71,7 +71,7 @@ DONE_KEY = "interop:done"  # RecordJob & co. RPUSH one JSON record per run job (
 # Keys a test may leave behind; cleared before each test. The processes set, identity hashes and
 # stat:* belong to the running Sidekiq and are kept.
 TEST_KEYS = ("interop:done", "queues", "schedule", "retry", "dead")
-TEST_KEY_PATTERNS = ("queue:*",)
+TEST_KEY_PATTERNS = ("queue:*", "gokogeri:*")  # gokogeri:*: a Python node's own bookkeeping
 
 READY_TIMEOUT = 60.0  # Sidekiq boots in <1 s; a cold page cache on a busy CI box is far slower
 STOP_GRACE = 30  # seconds Sidekiq gets after SIGTERM: more than its own 25 s shutdown timeout
@@ -253,6 +253,15 @@ class InteropEnv:
     def _start_web(self) -> WebUI:
         raise NotImplementedError
 
+    def restart_sidekiq(self) -> None:
+        """Stop the Ruby Sidekiq (SIGTERM: its own shutdown, which flushes its stats
+        counters and leaves the ``processes`` set) and start a new one on the same Redis.
+
+        Sidekiq flushes ``stat:*`` only on its heartbeat (5 s in 6.x, 10 s in 7/8) and at
+        exit; after a restart nothing it ran is left unflushed, so Stats are exact.
+        """
+        raise NotImplementedError
+
     def ruby_json(self, script: str, *args: str, stdin: str | None = None) -> Any:
         out = self.ruby(script, *args, stdin=stdin)
         try:
@@ -371,23 +380,34 @@ class ContainerEnv(InteropEnv):
             _wait_ping(env, f"{flavour} to answer PING")
             env.redis_version = _redis_version(env.redis_url)
 
-            env.sidekiq_c = (
-                DockerContainer(f"{IMAGE_PREFIX}/sidekiq:{SIDEKIQ_VERSIONS[series]}")
-                .with_kwargs(labels=dict(LABELS))
-                .with_network(network)
-                .with_env("REDIS_URL", "redis://redis:6379/0")
-                .with_volume_mapping(str(RUBY_DIR), CONTAINER_RUBY_DIR, "ro")
-                .with_command(_sidekiq_command(f"{CONTAINER_RUBY_DIR}/jobs.rb"))
-            )
-            env.sidekiq_c.start()
+            env._start_sidekiq()
+            # Looks env.sidekiq_c up when called: restart_sidekiq replaces it.
             env._closers.append(lambda: _stop_container(env.sidekiq_c, grace=STOP_GRACE))
-            _wait_sidekiq_ready(env, on_poll=lambda: _check_running(env.sidekiq_c, "Sidekiq"))
             env.sidekiq_version = env.ruby_version()
             _check_version(env)
         except BaseException:
             env.close()
             raise
         return env
+
+    def _start_sidekiq(self) -> None:
+        from testcontainers.core.container import DockerContainer
+
+        self.sidekiq_c = (
+            DockerContainer(f"{IMAGE_PREFIX}/sidekiq:{SIDEKIQ_VERSIONS[self.series]}")
+            .with_kwargs(labels=dict(LABELS))
+            .with_network(self.network)
+            .with_env("REDIS_URL", "redis://redis:6379/0")
+            .with_volume_mapping(str(RUBY_DIR), CONTAINER_RUBY_DIR, "ro")
+            .with_command(_sidekiq_command(f"{CONTAINER_RUBY_DIR}/jobs.rb"))
+        )
+        before = _processes(self)
+        self.sidekiq_c.start()
+        _wait_sidekiq_ready(self, before, on_poll=lambda: _check_running(self.sidekiq_c, "Sidekiq"))
+
+    def restart_sidekiq(self) -> None:
+        _stop_container(self.sidekiq_c, grace=STOP_GRACE)
+        self._start_sidekiq()
 
     def ruby_version(self) -> str:
         return self._exec(["ruby", "-rsidekiq", "-e", "print Sidekiq::VERSION"]).strip()
@@ -500,15 +520,8 @@ class HostEnv(InteropEnv):
             _wait_ping(env, "redis-server to answer PING",
                        on_poll=lambda: _check_alive(env.redis_proc, workdir / "redis.log"))  # fmt: skip
             env.redis_version = _redis_version(env.redis_url)
-            env.sidekiq_proc = _spawn(
-                _sidekiq_command(str(RUBY_DIR / "jobs.rb")),
-                workdir / "sidekiq.log",
-                env=env._ruby_env(),
-            )
+            env._start_sidekiq()
             env._closers.append(lambda: _stop_process(env.sidekiq_proc, grace=STOP_GRACE))
-            _wait_sidekiq_ready(
-                env, on_poll=lambda: _check_alive(env.sidekiq_proc, workdir / "sidekiq.log")
-            )
             env.sidekiq_version = subprocess.run(
                 ["ruby", "-rsidekiq", "-e", "print Sidekiq::VERSION"],
                 capture_output=True, text=True, check=True,
@@ -518,6 +531,18 @@ class HostEnv(InteropEnv):
             env.close()
             raise
         return env
+
+    def _start_sidekiq(self) -> None:
+        log = self.workdir / "sidekiq.log"
+        before = _processes(self)
+        self.sidekiq_proc = _spawn(
+            _sidekiq_command(str(RUBY_DIR / "jobs.rb")), log, env=self._ruby_env()
+        )
+        _wait_sidekiq_ready(self, before, on_poll=lambda: _check_alive(self.sidekiq_proc, log))
+
+    def restart_sidekiq(self) -> None:
+        _stop_process(self.sidekiq_proc, grace=STOP_GRACE)
+        self._start_sidekiq()
 
     def _ruby_env(self) -> dict[str, str]:
         return {**os.environ, "REDIS_URL": self.redis_url}
@@ -598,12 +623,24 @@ def _wait_ping(env: InteropEnv, what: str, on_poll: Callable[[], object] | None 
         r.close()
 
 
-def _wait_sidekiq_ready(env: InteropEnv, on_poll: Callable[[], object]) -> None:
-    """Sidekiq is ready once its heartbeat has put it in the ``processes`` set."""
+def _processes(env: InteropEnv) -> set[bytes]:
     r = env.redis()
     try:
-        wait_for(lambda: r.scard("processes") > 0, READY_TIMEOUT, "Sidekiq's heartbeat",
-                 interval=0.05, on_poll=on_poll)  # fmt: skip
+        return cast(set[bytes], r.smembers("processes"))
+    finally:
+        r.close()
+
+
+def _wait_sidekiq_ready(env: InteropEnv, before: set[bytes], on_poll: Callable[[], object]) -> None:
+    """Sidekiq is ready once its heartbeat has put it in the ``processes`` set.
+
+    Ready means a member that was not there ``before`` the start: on a restart, a Python
+    node (or a killed Sidekiq's leftover entry) may already be in the set.
+    """
+    r = env.redis()
+    try:
+        wait_for(lambda: cast(set[bytes], r.smembers("processes")) - before, READY_TIMEOUT,
+                 "Sidekiq's heartbeat", interval=0.05, on_poll=on_poll)  # fmt: skip
     finally:
         r.close()
 

@@ -2,7 +2,8 @@
 # written by Python reads correctly through the real Ruby code on every Sidekiq version.
 #
 # Usage: ruby api.rb [section ...]   sections: processes workers stats retries dead scheduled
-#                                     (default: all of them)
+#                                     queue:NAME (the jobs in one queue)
+#                                     (default: all but queue:NAME)
 OUT = STDOUT.dup
 STDOUT.reopen(STDERR) # Sidekiq 7/8 log to stdout even in client-only scripts.
 require_relative "jobs"
@@ -61,7 +62,31 @@ module InteropApi
     s = Sidekiq::Stats.new
     { "processed" => s.processed, "failed" => s.failed, "retry_size" => s.retry_size,
       "dead_size" => s.dead_size, "scheduled_size" => s.scheduled_size, "enqueued" => s.enqueued,
-      "processes_size" => s.processes_size, "workers_size" => s.workers_size, "queues" => s.queues }
+      "processes_size" => s.processes_size, "workers_size" => s.workers_size, "queues" => s.queues,
+      # The dashboard's history graph: the daily keys, today and yesterday (a run may span midnight).
+      "history" => { "processed" => Sidekiq::Stats::History.new(2).processed.values.sum,
+                     "failed" => Sidekiq::Stats::History.new(2).failed.values.sum } }
+  end
+
+  # The times the Web UI shows for a job, read the way this version's UI reads them:
+  # JobRecord#created_at / #enqueued_at, and failed_at / retried_at through JobRecord (8.x)
+  # or Time.at(job["failed_at"]) (6.x, 7.x _job_info.erb). Float epoch seconds.
+  def times(record)
+    out = { "created_at" => record.created_at, "enqueued_at" => record.enqueued_at }
+    %w[failed_at retried_at].each do |key|
+      out[key] = if record.respond_to?(key) then record.public_send(key)
+                 elsif record[key] then Time.at(record[key])
+                 end
+    end
+    out["at"] = record.at if record.respond_to?(:at)
+    plain(out)
+  end
+
+  def queue(name)
+    Sidekiq::Queue.new(name).map do |record|
+      { "jid" => record.jid, "class" => record.klass, "args" => record.args, "queue" => record.queue,
+        "times" => times(record), "payload" => plain(record.item) }
+    end
   end
 
   def sorted_entries(set)
@@ -75,7 +100,8 @@ module InteropApi
       { "jid" => entry.jid, "class" => entry.klass, "display_class" => entry.display_class,
         "args" => entry.args, "queue" => entry.queue, "score" => entry.score, "at" => plain(entry.at),
         "error_class" => item["error_class"], "error_message" => item["error_message"],
-        "retry_count" => item["retry_count"], "error_backtrace" => backtrace, "payload" => plain(item) }
+        "retry_count" => item["retry_count"], "error_backtrace" => backtrace, "times" => times(entry),
+        "payload" => plain(item) }
     end
   end
 
@@ -91,5 +117,11 @@ end
 
 wanted = ARGV.empty? ? InteropApi::SECTIONS.keys : ARGV
 result = { "sidekiq" => Sidekiq::VERSION }
-wanted.each { |name| result[name] = InteropApi::SECTIONS.fetch(name).call }
+wanted.each do |name|
+  result[name] = if name.start_with?("queue:")
+                   InteropApi.queue(name.delete_prefix("queue:"))
+                 else
+                   InteropApi::SECTIONS.fetch(name).call
+                 end
+end
 OUT.puts JSON.generate(result)

@@ -117,3 +117,23 @@ class EnqueuePythonJob
     Interop.record(self, "pushed_jid" => pushed)
   end
 end
+
+# Fails in Ruby and hands its retries to Python: Sidekiq rewrites the job's queue to
+# retry_queue when it schedules the retry, so the retry lands in queue "python".
+class HandOffJob
+  include Interop::JOB_MODULE
+  sidekiq_options retry_queue: "python", backtrace: true
+
+  def perform(message = "failed in ruby", *_rest)
+    raise Interop::InteropError, message
+  end
+end
+
+module Interop
+  # The classes push.rb may enqueue through their own perform_async / perform_in (which
+  # apply the class's sidekiq_options, as Client.push with a class name does not).
+  JOBS = {
+    "RecordJob" => RecordJob, "FailJob" => FailJob, "SleepJob" => SleepJob,
+    "NoopJob" => NoopJob, "HandOffJob" => HandOffJob,
+  }.freeze
+end

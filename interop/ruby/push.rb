@@ -5,6 +5,9 @@
 #   {"class": "X", "queue": "q", "args": [...], <any extra payload field>...}   Client.push
 #   ... plus "at": <epoch seconds> or "in": <seconds from now>                 scheduled push
 #   {"bulk": true, "class": "X", "queue": "q", "args": [[...], [...]], ...}     Client.push_bulk
+#   {"via": "perform_async", "class": "X", "queue": "q", "args": [...]}         X.set(queue:).perform_async
+#   {"via": "perform_in", "in": <seconds>, "class": "X", "queue": "q", "args": [...]}  ...perform_in
+#     (X one of Interop::JOBS; the class's own sidekiq_options apply, as in application code)
 #   [spec, spec, ...]                                                         each in turn
 #
 # Sidekiq 7/8 log to stdout even in a client-only script ("connecting to Redis..."): keep the
@@ -13,7 +16,20 @@ OUT = STDOUT.dup
 STDOUT.reopen(STDERR)
 require_relative "jobs"
 
+def push_via_class(spec)
+  klass = Interop::JOBS.fetch(spec.fetch("class"))
+  setter = spec["queue"] ? klass.set(queue: spec["queue"]) : klass
+  args = spec.fetch("args", [])
+  case spec["via"]
+  when "perform_async" then [setter.perform_async(*args)]
+  when "perform_in" then [setter.perform_in(Float(spec.fetch("in")), *args)]
+  else raise ArgumentError, "unknown via: #{spec["via"].inspect}"
+  end
+end
+
 def push_one(spec)
+  return push_via_class(spec) if spec["via"]
+
   item = spec.dup
   bulk = item.delete("bulk")
   if (delay = item.delete("in"))

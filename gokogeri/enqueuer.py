@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gokogeri.errors import InvalidQueueNameError
-from gokogeri.job import Job, check_args, new_jid, now_stamp, restamp, stamp_format
+from gokogeri.job import Job, TimestampFormat, check_args, new_jid, now_stamp, restamp, stamp_format
 from gokogeri.middleware import ClientChain
 from gokogeri.redis import ConnManager
 
@@ -134,46 +134,51 @@ class Enqueuer:
     # --- internals ---
 
     def _prepare(self, job: Job, scheduled: bool = False) -> tuple[str, str, str] | None:
-        """Normalise a copy of ``job`` as Sidekiq's Client#normalize_item does,
-        run client middleware, and encode it."""
-        if not isinstance(job, Job):
-            raise TypeError(f"expected a gokogeri.Job, got {type(job).__name__}")
-        item = job.copy()
-        fields = item.fields
+        return prepare(job, self._fmt, self.middleware, scheduled)
+
+
+def prepare(
+    job: Job, fmt: TimestampFormat, middleware: ClientChain, scheduled: bool = False
+) -> tuple[str, str, str] | None:
+    """Normalise a copy of ``job`` as Sidekiq's Client#normalize_item does, run
+    client middleware, and encode it: (queue, payload, jid), or None if a
+    middleware stopped the push."""
+    if not isinstance(job, Job):
+        raise TypeError(f"expected a gokogeri.Job, got {type(job).__name__}")
+    item = job.copy()
+    fields = item.fields
+    check_args(fields.get("args"))
+    queue = fields.get("queue") or "default"
+    fields["queue"] = check_queue_name(queue)
+    if not fields.get("class") or not isinstance(fields["class"], str):
+        raise ValueError("a job needs a class name (the Ruby class or a registered Python worker)")
+    retry = fields.setdefault("retry", True)
+    if not isinstance(retry, int):  # bool is an int too
+        raise TypeError(f"retry must be True, False or an int, got {retry!r}")
+    if retry < 0:
+        raise ValueError(f"retry must not be negative, got {retry}")
+    if not fields.get("jid"):
+        fields["jid"] = new_jid()
+    fields.pop("at", None)  # input only in Sidekiq; never stored
+    now = time.time()
+    fmt = stamp_format(fields, fmt)
+    if "created_at" not in fields:
+        fields["created_at"] = now_stamp(fmt, now)
+    if scheduled:
+        fields.pop("enqueued_at", None)
+    else:
+        fields["enqueued_at"] = restamp(fields.get("enqueued_at"), fmt, now)
+    if len(middleware):
+        kept: list[Any] = []
+
+        def push() -> bool:
+            kept.append(True)
+            return True
+
+        result = middleware.invoke((item, fields["queue"]), push)
+        if not kept or not result:
+            return None
+        # Middleware may have changed anything: check again what we send.
         check_args(fields.get("args"))
-        queue = fields.get("queue") or "default"
-        fields["queue"] = check_queue_name(queue)
-        if not fields.get("class") or not isinstance(fields["class"], str):
-            raise ValueError(
-                "a job needs a class name (the Ruby class or a registered Python worker)"
-            )
-        retry = fields.setdefault("retry", True)
-        if not isinstance(retry, int):  # bool is an int too
-            raise TypeError(f"retry must be True, False or an int, got {retry!r}")
-        if retry < 0:
-            raise ValueError(f"retry must not be negative, got {retry}")
-        if not fields.get("jid"):
-            fields["jid"] = new_jid()
-        fields.pop("at", None)  # input only in Sidekiq; never stored
-        now = time.time()
-        fmt = stamp_format(fields, self._fmt)
-        if "created_at" not in fields:
-            fields["created_at"] = now_stamp(fmt, now)
-        if scheduled:
-            fields.pop("enqueued_at", None)
-        else:
-            fields["enqueued_at"] = restamp(fields.get("enqueued_at"), fmt, now)
-        if len(self.middleware):
-            kept: list[Any] = []
-
-            def push() -> bool:
-                kept.append(True)
-                return True
-
-            result = self.middleware.invoke((item, fields["queue"]), push)
-            if not kept or not result:
-                return None
-            # Middleware may have changed anything: check again what we send.
-            check_args(fields.get("args"))
-            check_queue_name(fields.get("queue") or "default")
-        return str(fields["queue"]), item.encode(), str(fields["jid"])
+        check_queue_name(fields.get("queue") or "default")
+    return str(fields["queue"]), item.encode(), str(fields["jid"])

@@ -1,21 +1,30 @@
-"""Test and demo support: a real, throwaway redis-server.
+"""Test and demo support.
 
-RedisServer starts ``redis-server`` (from PATH) on a free 127.0.0.1 port with
-no persistence, and stops it on exit. The test suite and the demo's embedded
-Redis both use it, so there is one way to run a private Redis.
+RedisServer starts a real, throwaway ``redis-server`` (from PATH) on a free
+127.0.0.1 port with no persistence, and stops it on exit; the test suite and
+the demo's embedded Redis both use it. FakeEnqueuer records jobs in memory
+for unit tests of code that enqueues, and runs them on demand.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import redis as redispy
+
+from gokogeri.enqueuer import prepare, to_epoch
+from gokogeri.job import Job, TimestampFormat
+from gokogeri.middleware import ClientChain
+from gokogeri.worker import Context, Worker
 
 START_TIMEOUT = 10.0  # seconds; a cold redis-server is up in ~20 ms
 
@@ -128,3 +137,64 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class FakeEnqueuer:
+    """An Enqueuer that keeps jobs in memory, for unit tests of code that enqueues.
+
+    It prepares each job exactly as the real Enqueuer does (jid, timestamps,
+    strict args, queue-name check, client middleware) and records it instead
+    of pushing: ``jobs`` holds every pushed Job in order, with ``at`` set on
+    scheduled ones. ``drain(worker)`` runs them, like Sidekiq::Testing's
+    ``drain_all``, and returns how many ran; failures propagate.
+    """
+
+    def __init__(
+        self, middleware: ClientChain | None = None, timestamp_format: TimestampFormat = "float"
+    ) -> None:
+        self.middleware: ClientChain = middleware if middleware is not None else ClientChain()
+        self._fmt = timestamp_format
+        self.jobs: list[Job] = []
+
+    def _record(self, job: Job, at: float | None) -> str | None:
+        prepared = prepare(job, self._fmt, self.middleware, scheduled=at is not None)
+        if prepared is None:
+            return None
+        _queue, payload, jid = prepared
+        recorded = Job.decode(payload)
+        if at is not None:
+            recorded.fields["at"] = at
+        self.jobs.append(recorded)
+        return jid
+
+    def enqueue(self, job: Job) -> str | None:
+        return self._record(job, None)
+
+    def enqueue_in(self, job: Job, seconds: float | timedelta) -> str | None:
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        return self.enqueue_at(job, time.time() + float(seconds))
+
+    def enqueue_at(self, job: Job, at: datetime | float) -> str | None:
+        when = to_epoch(at)
+        return self._record(job, when if when > time.time() else None)
+
+    def enqueue_bulk(self, jobs: Iterable[Job]) -> list[str | None]:
+        return [self.enqueue(job) for job in list(jobs)]
+
+    def queue(self, name: str) -> list[Job]:
+        return [j for j in self.jobs if j.queue == name]
+
+    def clear(self) -> None:
+        self.jobs.clear()
+
+    def drain(self, worker: Worker, logger: logging.Logger | None = None) -> int:
+        """Run every recorded job (scheduled ones too, in order) until none is left."""
+        ran = 0
+        while self.jobs:
+            job = self.jobs.pop(0)
+            job.fields.pop("at", None)
+            ctx = Context(logger=logger or logging.getLogger("gokogeri.testing"), queue=job.queue)
+            worker.work(ctx, job)
+            ran += 1
+        return ran

@@ -91,3 +91,42 @@ def test_both_sides_consume_one_queue_exactly_once(sk: InteropEnv, fetch: str) -
     )
     assert all(x["args"] == expected[x["jid"]] for x in records), "args changed in transit"
     print(f"\n{sk.id} fetch={fetch}: {n} jobs in {elapsed:.1f} s, ran by {dict(by_side)}")
+
+
+SCHEDULED = 1_000
+DUE_IN = 1.5  # seconds: both pollers find all of them due at about the same time
+
+
+def test_both_pollers_move_each_scheduled_job_once(sk: InteropEnv) -> None:
+    """Ruby's poller and the node's scheduler race for the same due jobs (half scheduled by
+    Ruby's client, half by Python's); each job reaches the queue, and runs, exactly once."""
+    py_ran = Recorder()
+    cm = gredis.ConnManager(gredis.Config(url=sk.redis_url))
+    router = gokogeri.Router()
+    router.register("RecordJob", redis_recording(cm, py_ran))
+    half = SCHEDULED // 2
+    r = sk.redis()
+    try:
+        with running(sk, ["python"], router, concurrency=5):
+            at = time.time() + DUE_IN
+            spec = {"bulk": True, "class": "RecordJob", "queue": "python", "at": at,
+                    "args": [[i, "ruby"] for i in range(half)]}  # fmt: skip
+            ruby_jids = sk.ruby_json("push.rb", stdin=json.dumps(spec))["jids"]
+            enq = gokogeri.Enqueuer(cm)
+            py_jids = [
+                str(enq.enqueue_at(gokogeri.Job(class_name="RecordJob", queue="python",
+                                                args=[i, "python"]), at))
+                for i in range(half)
+            ]  # fmt: skip
+            assert r.zcard("schedule") > 0, "the jobs should not have been due yet"
+            wait_for(lambda: r.llen(DONE_KEY) >= SCHEDULED, 60, "the scheduled jobs", interval=0.2)
+            time.sleep(0.5)  # a second move of the same job would show up in this time
+        records = [json.loads(x) for x in r.lrange(DONE_KEY, 0, -1)]
+        assert r.zcard("schedule") == 0 and r.llen("queue:python") == 0
+    finally:
+        r.close()
+        cm.close()
+    counts = collections.Counter(x["jid"] for x in records)
+    assert set(counts) == set(ruby_jids) | set(py_jids)
+    assert max(counts.values()) == 1, "a scheduled job was moved (and run) twice"
+    assert min(x.at for x in py_ran.ran) >= at - 0.05, "a scheduled job ran early"

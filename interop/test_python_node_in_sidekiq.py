@@ -219,3 +219,36 @@ def test_stats_count_both_sides(sk: InteropEnv) -> None:
     daily = {k: after["history"][k] - before["history"][k] for k in ("processed", "failed")}
     assert daily == {"processed": PY_OK + PY_BAD + RUBY_OK + RUBY_BAD, "failed": PY_BAD + RUBY_BAD}
     assert (py_stats.processed, py_stats.failed) == (after["processed"], after["failed"])
+
+
+def test_web_ui_stop_requeues_a_running_job_unchanged(sk: InteropEnv, web_url: str) -> None:
+    """Stop with a job still running past the grace period: the job goes back to the front
+    of its queue byte for byte (Sidekiq's bulk_requeue), where Ruby's Queue API reads it."""
+    cancelled = threading.Event()
+    started = threading.Event()
+
+    def obey_cancel(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        started.set()
+        if ctx.cancelled.wait(HOLD_TIMEOUT):
+            cancelled.set()
+
+    router = gokogeri.Router()
+    router.register("SleepJob", obey_cancel)
+    payload = {"retry": True, "queue": "python", "class": "SleepJob", "args": [60, "ü"],
+               "jid": gokogeri.new_jid(), "created_at": time.time(), "enqueued_at": time.time()}  # fmt: skip
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    with running(sk, ["python"], router, shutdown_timeout=0.5) as py:
+        r = sk.redis()
+        try:
+            r.lpush("queue:python", raw)
+            assert started.wait(10)
+            wait_for(lambda: r.hget(py.identity, "busy") == b"1", 10, "busy=1")
+        finally:
+            r.close()
+        Browser(web_url).post_form("/busy", {"identity": py.identity, "stop": "1"})
+        assert py.node.wait_stopped(20), "the node did not stop on the UI's Stop"
+    assert cancelled.is_set(), "the worker was not told to stop"
+    assert sk.raw_list("queue:python") == [raw]
+    [queued] = sk.ruby_json("api.rb", "queue:python")["queue:python"]
+    assert queued["jid"] == payload["jid"] and queued["args"] == [60, "ü"]
+    assert py.identity.encode() not in sk.raw_set("processes")

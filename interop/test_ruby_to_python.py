@@ -292,6 +292,7 @@ def test_times_of_python_jobs_in_ruby_api(sk: InteropEnv, fmt: Literal["float", 
     assert q["jid"] == parked
     near(q["times"]["created_at"], "queued created_at")
     near(q["times"]["enqueued_at"], "queued enqueued_at")
+    assert 0 <= q["latency"] <= t1 - t0 + 5, f"Queue#latency {q['latency']}"
     [s] = out["scheduled"]
     assert s["jid"] == later
     near(s["times"]["created_at"], "scheduled created_at")

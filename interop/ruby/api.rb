@@ -83,9 +83,11 @@ module InteropApi
   end
 
   def queue(name)
-    Sidekiq::Queue.new(name).map do |record|
+    q = Sidekiq::Queue.new(name)
+    latency = q.latency # from the oldest job's enqueued_at, as the dashboard shows it
+    q.map do |record|
       { "jid" => record.jid, "class" => record.klass, "args" => record.args, "queue" => record.queue,
-        "times" => times(record), "payload" => plain(record.item) }
+        "times" => times(record), "latency" => latency, "payload" => plain(record.item) }
     end
   end
 

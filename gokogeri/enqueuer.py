@@ -66,10 +66,8 @@ class Enqueuer:
         if prepared is None:
             return None
         queue, payload, jid = prepared
-        pipe = self._cm.client.pipeline(transaction=False)
-        pipe.sadd(self._keys.queues, queue)
-        pipe.lpush(self._keys.queue(queue), payload)
-        pipe.execute()
+        keys = self._keys
+        self._cm.send(("SADD", keys.queues, queue), ("LPUSH", keys.queue(queue), payload))
         return jid
 
     def enqueue_in(self, job: Job, seconds: float | timedelta) -> str | None:
@@ -87,10 +85,11 @@ class Enqueuer:
         if prepared is None:
             return None
         _queue, payload, jid = prepared
-        pipe = self._cm.client.pipeline(transaction=False)
-        pipe.zadd(self._keys.schedule, {payload: when})
-        pipe.publish(self._keys.schedule_channel, repr(when))
-        pipe.execute()
+        keys = self._keys
+        self._cm.send(
+            ("ZADD", keys.schedule, repr(when), payload),
+            ("PUBLISH", keys.schedule_channel, repr(when)),
+        )
         return jid
 
     def enqueue_bulk(self, jobs: Iterable[Job]) -> list[str | None]:

@@ -11,7 +11,7 @@ import os
 import urllib.parse
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import redis as redispy
 
@@ -96,6 +96,44 @@ class ConnManager:
     def client(self) -> redispy.Redis:
         """A client over the shared pool (thread-safe; bytes in and out)."""
         return self._client
+
+    def send(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send ``commands`` in one round trip on a pooled connection; their replies.
+
+        The same as a non-transactional pipeline without its bookkeeping,
+        which costs about a third of a small enqueue's time. A connection
+        error while sending is retried once on a fresh connection (nothing
+        reached Redis); one while reading is raised, because the commands
+        may have run and a retry could push a job twice.
+        """
+        pool: Any = self._pool  # redis-py leaves get_connection/release untyped
+        for attempt in (1, 2):
+            conn = pool.get_connection()
+            try:
+                try:
+                    conn.send_packed_command(conn.pack_commands(commands))
+                except (redispy.ConnectionError, redispy.TimeoutError):
+                    conn.disconnect()
+                    if attempt == 2:
+                        raise
+                    continue
+                replies: list[Any] = []
+                error: redispy.ResponseError | None = None
+                for _ in commands:
+                    try:
+                        replies.append(conn.read_response())
+                    except redispy.ResponseError as e:
+                        error = error or e  # read every reply to keep the connection in step
+                        replies.append(e)
+                    except BaseException:
+                        conn.disconnect()
+                        raise
+                if error is not None:
+                    raise error
+                return replies
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")
 
     def dedicated(self) -> redispy.Redis:
         """A client with its own single connection, for blocking commands.

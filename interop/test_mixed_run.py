@@ -94,7 +94,8 @@ def test_both_sides_consume_one_queue_exactly_once(sk: InteropEnv, fetch: str) -
 
 
 SCHEDULED = 1_000
-DUE_IN = 1.5  # seconds: both pollers find all of them due at about the same time
+DUE_IN = 3.5  # seconds: enough to push them all first (a loaded box needs ~2 s), then both
+# pollers find all of them due at about the same time
 
 
 def test_both_pollers_move_each_scheduled_job_once(sk: InteropEnv) -> None:

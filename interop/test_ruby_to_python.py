@@ -203,6 +203,26 @@ def test_ruby_failure_retried_by_python(sk: InteropEnv) -> None:
     assert abs(entry["times"]["failed_at"] - _seconds(first["failed_at"])) < 0.01
 
 
+def test_ruby_job_failed_in_python_keeps_its_time_format(sk: InteropEnv) -> None:
+    """A job Ruby created (8.x: integer-ms times) fails in Python: failed_at takes the job's
+    own format, whatever the node's default, so Ruby reads the right time."""
+    [jid] = sk.ruby_json(
+        "push.rb", stdin=json.dumps({"class": PY_ONLY_CLASS, "queue": "python", "args": [1]})
+    )["jids"]
+    rec = Recorder()
+    router = gokogeri.Router()
+    router.register(PY_ONLY_CLASS, failing(rec, "from ruby, failed in python"))
+    with running(sk, ["python"], router):  # the node's default: float seconds
+        rec.wait([jid])
+        raw, _ = _retry_member(sk, jid)
+    stored = json.loads(raw)
+    assert type(stored["failed_at"]) is type(stored["created_at"])
+    assert type(stored["failed_at"]) is (int if sk.major >= 8 else float)
+    [entry] = sk.ruby_json("api.rb", "retries")["retries"]
+    assert abs(entry["times"]["failed_at"] - time.time()) < 30
+    assert entry["times"]["failed_at"] >= entry["times"]["created_at"]
+
+
 def test_exhausted_retries_land_in_the_dead_set(sk: InteropEnv) -> None:
     """(c) retry: 0 and retry: 1 exhausted in Python, retry: 0 in Ruby: one dead set, read by
     Ruby's DeadSet and by gokogeri.api.Api.dead()."""

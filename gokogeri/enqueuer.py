@@ -7,13 +7,16 @@ Scheduled: ``ZADD schedule <at> payload`` with neither ``at`` nor
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from gokogeri.errors import InvalidQueueNameError
+from gokogeri import jsonc
+from gokogeri.errors import InvalidArgumentError, InvalidQueueNameError
 from gokogeri.job import Job, TimestampFormat, check_args, new_jid, now_stamp, restamp, stamp_format
 from gokogeri.middleware import ClientChain
 from gokogeri.redis import ConnManager
@@ -26,6 +29,44 @@ BULK_BATCH = 1000
 # LPUSH commands per pipeline in a bulk enqueue: ~10,000 jobs per round trip
 # keeps each request a few MB, well under Redis's 512 MB query buffer.
 BULK_PIPELINE = 10
+
+
+# Placeholders enqueue_many splices each job's args and jid into.
+_ARGS_MARK = "\x00gokogeri-args\x00"
+_JID_MARK = "\x00gokogeri-jid\x00"
+_ENCODED_ARGS_MARK = json.dumps(_ARGS_MARK)
+_MARKS = re.compile(
+    "(" + re.escape(_ENCODED_ARGS_MARK) + "|" + re.escape(json.dumps(_JID_MARK)) + ")"
+)
+
+
+def _encode_all_args(all_args: list[Any]) -> list[str]:
+    """JSON for each job's args, refusing what would not come back the same.
+
+    The check is Sidekiq 6's: JSON.parse(JSON.dump(args)) == args, done once
+    for the whole batch. It catches tuples and non-string keys, which JSON
+    encoding silently converts; what encoding refuses (sets, datetimes, NaN)
+    is refused too. The slow, exact check runs only to word the error.
+    """
+    dumps = jsonc.dumps
+    try:
+        encoded = [dumps(args) if type(args) is list else "" for args in all_args]
+        if "" not in encoded and jsonc.loads("[" + ",".join(encoded) + "]") == all_args:
+            return encoded
+    except (TypeError, ValueError, RecursionError):
+        pass
+    for index, args in enumerate(all_args):
+        try:
+            check_args(args)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"job {index}: {e}") from None
+    raise InvalidArgumentError("args do not survive a JSON round trip")
+
+
+def _with_args(job: Job, args: list[Any]) -> Job:
+    copy = job.copy()
+    copy.args = args
+    return copy
 
 
 def check_queue_name(name: str) -> str:
@@ -110,25 +151,70 @@ class Enqueuer:
             queue, payload, jid = prepared
             by_queue.setdefault(queue, []).append(payload)
             jids.append(jid)
-        if not by_queue:
-            return jids
-        client = self._cm.client
-        pipe = client.pipeline(transaction=False)
-        for queue in by_queue:
-            pipe.sadd(self._keys.queues, queue)
-        pending = len(by_queue)
-        for queue, payloads in by_queue.items():
-            key = self._keys.queue(queue)
-            for start in range(0, len(payloads), BULK_BATCH):
-                pipe.lpush(key, *payloads[start : start + BULK_BATCH])
-                pending += 1
-                if pending >= BULK_PIPELINE:
-                    pipe.execute()
-                    pipe = client.pipeline(transaction=False)
-                    pending = 0
-        if pending:
-            pipe.execute()
+        self._push_grouped(by_queue)
         return jids
+
+    def enqueue_many(self, job: Job, args_list: Iterable[list[Any]]) -> list[str | None]:
+        """Sidekiq's push_bulk: one job per entry of ``args_list``, all like ``job``.
+
+        Each job gets its own jid and those args; class, queue, retry and every
+        other field come from ``job`` (which must not carry a jid), and all
+        share one created_at/enqueued_at, as push_bulk does. The payload is
+        encoded once and each job's args and jid are spliced in, so this is
+        several times cheaper per job than enqueue_bulk. With client
+        middleware, each job goes through it (via enqueue_bulk).
+        """
+        if job.jid:
+            raise ValueError(
+                "enqueue_many gives every job its own jid: the template must not set one"
+            )
+        all_args = list(args_list)
+        if len(self.middleware):
+            return self.enqueue_bulk(_with_args(job, a) for a in all_args)
+        template = job.copy()
+        template.args = []
+        template.jid = _JID_MARK
+        prepared = self._prepare(template)
+        assert prepared is not None  # no middleware
+        queue, base, _ = prepared
+        fields = jsonc.loads(base)
+        fields["args"] = _ARGS_MARK
+        pieces = _MARKS.split(jsonc.dumps(fields))
+        if len(pieces) != 5:
+            raise ValueError("a template field contains gokogeri's splice markers")
+        head, first, mid, _second, tail = pieces
+        args_first = first == _ENCODED_ARGS_MARK
+        n = len(all_args)
+        hexes = os.urandom(12 * n).hex()
+        jids: list[str | None] = []
+        payloads: list[str] = []
+        for i, encoded in enumerate(_encode_all_args(all_args)):
+            jid = hexes[24 * i : 24 * i + 24]
+            jids.append(jid)
+            if args_first:
+                payloads.append(f'{head}{encoded}{mid}"{jid}"{tail}')
+            else:
+                payloads.append(f'{head}"{jid}"{mid}{encoded}{tail}')
+        if payloads:
+            self._push_grouped({queue: payloads})
+        return jids
+
+    def _push_grouped(self, by_queue: dict[str, list[str]]) -> None:
+        """SADD the queues and LPUSH BULK_BATCH payloads per command,
+        BULK_PIPELINE commands per round trip."""
+        if not by_queue:
+            return
+        keys = self._keys
+        commands: list[tuple[Any, ...]] = [("SADD", keys.queues, *by_queue)]
+        for queue, payloads in by_queue.items():
+            key = keys.queue(queue)
+            for start in range(0, len(payloads), BULK_BATCH):
+                commands.append(("LPUSH", key, *payloads[start : start + BULK_BATCH]))
+                if len(commands) >= BULK_PIPELINE:
+                    self._cm.send(*commands)
+                    commands = []
+        if commands:
+            self._cm.send(*commands)
 
     # --- internals ---
 

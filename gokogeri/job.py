@@ -14,13 +14,13 @@ again here comes out byte for byte the same.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from gokogeri import jsonc
 from gokogeri.errors import InvalidArgumentError, InvalidPayloadError
 
 TimestampFormat = Literal["float", "ms"]
@@ -28,9 +28,8 @@ TimestampFormat = Literal["float", "ms"]
 # Sidekiq's DEFAULT_MAX_RETRY_ATTEMPTS: retry: true means 25 retries.
 DEFAULT_MAX_RETRIES = 25
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_encode = _encoder.encode
-_decode = json.loads
+_encode = jsonc.dumps
+_decode = jsonc.loads
 
 
 def new_jid() -> str:

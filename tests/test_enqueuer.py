@@ -250,3 +250,50 @@ def test_unix_socket_and_auth(tmp_path: Any) -> None:
         r = redispy.Redis(unix_socket_path=str(sock), password="pw", db=2)
         assert r.llen("queue:default") == 1
         r.close()
+
+
+def test_enqueue_many_is_push_bulk(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+    args_list = [[i, "ünï", {"k": [1.5, None, True]}] for i in range(2500)]
+    template = Job("Bulk", queue="many", retry=3, tags=["t"], backtrace=True)
+    jids = Enqueuer(cm).enqueue_many(template, args_list)
+    assert len(set(jids)) == 2500 and all(re.fullmatch(r"[0-9a-f]{24}", j or "") for j in jids)
+    raw = r.lrange("queue:many", 0, -1)[::-1]  # oldest first
+    payloads = [json.loads(p) for p in raw]
+    assert [p["args"] for p in payloads] == args_list
+    assert [p["jid"] for p in payloads] == jids
+    first = payloads[0]
+    assert first["class"] == "Bulk" and first["retry"] == 3 and first["tags"] == ["t"]
+    assert first["backtrace"] is True and first["queue"] == "many"
+    assert {p["created_at"] for p in payloads} == {first["created_at"]}  # one stamp, as push_bulk
+    assert isinstance(first["enqueued_at"], float)
+    # byte-compatible with the general encoder
+    assert raw[0].decode() == Job.decode(raw[0]).encode()
+    assert template.jid is None and template.args == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragment"),
+    [
+        ((1, 2), "job 1: job args must be a list"),
+        ([(1, 2)], "job 1: args[0] is a tuple"),
+        ([{1: "x"}], "job 1: args[0] has a key 1"),
+        ([float("nan")], "job 1: args[0] is nan"),
+        ([{2, 3}], "job 1: args[0] is a set"),
+    ],
+)
+def test_enqueue_many_refuses_bad_args_and_pushes_nothing(
+    cm: gredis.ConnManager, r: redispy.Redis, bad: Any, fragment: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=re.escape(fragment)):
+        Enqueuer(cm).enqueue_many(Job("X"), [[1], bad, [3]])
+    assert r.keys("*") == []
+
+
+def test_enqueue_many_runs_middleware_per_job(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+    e = Enqueuer(cm)
+    e.middleware.add(lambda job, queue, call_next: None if job.args == [2] else call_next())
+    jids = e.enqueue_many(Job("X"), [[1], [2], [3]])
+    assert jids[1] is None and jids[0] and jids[2]
+    assert r.llen("queue:default") == 2
+    with pytest.raises(ValueError, match="own jid"):
+        e.enqueue_many(Job("X", jid="a" * 24), [[1]])

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from harness import DONE_KEY, InteropEnv, env_id, wait_for
 from pynode import Recorder, redis_recording, running
+from webui import Browser
 
 import gokogeri
 from gokogeri import redis as gredis
@@ -131,3 +132,49 @@ def test_both_pollers_move_each_scheduled_job_once(sk: InteropEnv) -> None:
     assert set(counts) == set(ruby_jids) | set(py_jids)
     assert max(counts.values()) == 1, "a scheduled job was moved (and run) twice"
     assert min(x.at for x in py_ran.ran) >= at - 0.05, "a scheduled job ran early"
+
+
+QUIET_RUN = 3_000
+
+
+def test_quiet_from_the_web_ui_mid_run_hands_the_rest_to_sidekiq(
+    sk: InteropEnv, web_url: str
+) -> None:
+    """Both sides share ``default``; the Python node is quieted from the Web UI mid-run. The
+    jobs it had fetched but not started go back to the queue and Sidekiq runs them: still
+    exactly once each, and none left behind in the node's working lists."""
+    py_ran = Recorder()
+    cm = gredis.ConnManager(gredis.Config(url=sk.redis_url))
+    record = redis_recording(cm, py_ran)
+
+    def slow_record(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        time.sleep(0.002)  # slower than Ruby, so the node holds prefetched jobs when quieted
+        record(ctx, job)
+
+    router = gokogeri.Router()
+    router.register("RecordJob", slow_record)
+    r = sk.redis()
+    try:
+        with running(sk, ["default"], router, concurrency=3) as py:
+            jobs = (
+                gokogeri.Job(class_name="RecordJob", queue="default", args=[i])
+                for i in range(QUIET_RUN)
+            )
+            jids = [str(j) for j in gokogeri.Enqueuer(cm).enqueue_bulk(jobs)]
+            wait_for(lambda: len(py_ran.ran) >= 50, 30, "the node to get going")
+            Browser(web_url).post_form("/busy", {"identity": py.identity, "quiet": "1"})
+            wait_for(lambda: r.hget(py.identity, "quiet") == b"true", 10, "quiet=true")
+            ran_when_quiet = len(py_ran.ran)
+            wait_for(lambda: r.llen(DONE_KEY) >= QUIET_RUN, 120, "every job", interval=0.2)
+            time.sleep(0.5)
+            assert len(py_ran.ran) - ran_when_quiet <= 3, "a quiet node started new jobs"
+        records = [json.loads(x) for x in r.lrange(DONE_KEY, 0, -1)]
+        leftovers = [k for k in r.scan_iter(match="gokogeri:working:*") if r.llen(k)]
+    finally:
+        r.close()
+        cm.close()
+    counts = collections.Counter(x["jid"] for x in records)
+    assert set(counts) == set(jids) and max(counts.values()) == 1
+    assert leftovers == []
+    by_side = collections.Counter(x.get("side", "ruby") for x in records)
+    assert by_side["python"] > 0 and by_side["ruby"] > 0, by_side

@@ -226,16 +226,14 @@ def prepare(
     job: Job, fmt: TimestampFormat, middleware: ClientChain, scheduled: bool = False
 ) -> tuple[str, str, str] | None:
     """Normalise a copy of ``job`` as Sidekiq's Client#normalize_item does, run
-    client middleware, and encode it: (queue, payload, jid), or None if a
-    middleware stopped the push."""
+    client middleware, check and encode it: (queue, payload, jid), or None if
+    a middleware stopped the push."""
     if not isinstance(job, Job):
         raise TypeError(f"expected a gokogeri.Job, got {type(job).__name__}")
     item = job.copy()
     fields = item.fields
-    check_args(fields.get("args"))
-    queue = fields.get("queue") or "default"
-    fields["queue"] = check_queue_name(queue)
-    if not fields.get("class") or not isinstance(fields["class"], str):
+    cls = fields.get("class")
+    if not cls or not isinstance(cls, str):
         raise ValueError("a job needs a class name (the Ruby class or a registered Python worker)")
     retry = fields.setdefault("retry", True)
     if not isinstance(retry, int):  # bool is an int too
@@ -260,10 +258,26 @@ def prepare(
             kept.append(True)
             return True
 
-        result = middleware.invoke((item, fields["queue"]), push)
+        result = middleware.invoke((item, fields.get("queue") or "default"), push)
         if not kept or not result:
             return None
-        # Middleware may have changed anything: check again what we send.
-        check_args(fields.get("args"))
-        check_queue_name(fields.get("queue") or "default")
-    return str(fields["queue"]), item.encode(), str(fields["jid"])
+    # Checked after middleware (as Sidekiq 6.4.2+ does), so what is sent is checked.
+    queue = fields["queue"] = check_queue_name(fields.get("queue") or "default")
+    return queue, _encode_checked(fields), str(fields["jid"])
+
+
+def _encode_checked(fields: dict[str, Any]) -> str:
+    """The payload, once the args are known to be JSON-native (check_args names
+    the offending argument); any other field JSON cannot encode is named too."""
+    check_args(fields.get("args"))
+    try:
+        return jsonc.dumps(fields)
+    except (TypeError, ValueError, RecursionError):
+        for key, value in fields.items():
+            try:
+                jsonc.dumps(value)
+            except (TypeError, ValueError, RecursionError):
+                raise InvalidArgumentError(
+                    f"job field {key!r} holds a {type(value).__name__}, which is not JSON-native"
+                ) from None
+        raise

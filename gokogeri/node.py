@@ -45,7 +45,7 @@ class Node:
     heartbeat_interval: seconds between beats (Sidekiq 6: 5).
     poll_interval_average: fixed scheduler poll interval; None scales it by
         the number of processes, as Sidekiq does.
-    retry_policy: max retries, dead-set limits, jitter style.
+    retry_policy: max retries, dead-set limits, which Sidekiq version to match.
     rescue_after: seconds without a beat before another node's jobs are rescued.
     shutdown_timeout: the grace period run() gives jobs when TERM arrives.
     middleware: the server middleware chain, around every job.

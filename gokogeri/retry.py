@@ -26,7 +26,14 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gokogeri.job import DEFAULT_MAX_RETRIES, Job, TimestampFormat, restamp, stamp_format
+from gokogeri.job import (
+    DEFAULT_MAX_RETRIES,
+    Job,
+    TimestampFormat,
+    restamp,
+    stamp_format,
+    stamp_to_seconds,
+)
 from gokogeri.keys import Keys
 
 # Sidekiq's defaults for trimming the dead set (config.rb).
@@ -36,21 +43,32 @@ DEAD_TIMEOUT = 180 * 24 * 60 * 60  # 6 months, in seconds
 MAX_ERROR_MESSAGE = 10_000
 
 Action = Literal["retry", "dead", "drop"]
-JitterStyle = Literal["sidekiq8", "sidekiq6"]
+# Which Sidekiq's rules to follow where versions differ (jitter, retry_for).
+Compat = Literal["8", "7", "6"]
 
 
 @dataclass
 class RetryPolicy:
-    """Node-wide retry settings; the defaults are Sidekiq's.
+    """Node-wide retry settings; the defaults are Sidekiq 8's.
 
-    jitter: "sidekiq8" adds rand(10 * (count + 1)) seconds (Sidekiq 8.0+);
-        "sidekiq6" adds rand(10) * (count + 1) (6.x and 7.x).
+    compat: the Sidekiq whose rules apply where versions differ, to match
+        the Ruby processes sharing the Redis:
+        - jitter: "8" adds rand(10 * (count + 1)) seconds; "6" and "7" add
+          rand(10) * (count + 1).
+        - ``retry_for`` (a window in seconds from the first failure, set by
+          Ruby 7.1.3+): "8" lets only the window decide (8.1+: it replaces
+          the count); "7" ends retries when either the count or the window
+          is used up; "6" ignores it, as Sidekiq 6 does.
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
     dead_max_jobs: int = DEAD_MAX_JOBS
     dead_timeout: float = DEAD_TIMEOUT
-    jitter: JitterStyle = "sidekiq8"
+    compat: Compat = "8"
+
+    def __post_init__(self) -> None:
+        if self.compat not in ("8", "7", "6"):
+            raise ValueError(f"compat must be '8', '7' or '6', got {self.compat!r}")
 
 
 @dataclass
@@ -61,11 +79,11 @@ class Outcome:
     queue: str = ""
 
 
-def backoff(count: int, jitter: JitterStyle, rng: random.Random | None = None) -> float:
+def backoff(count: int, compat: Compat, rng: random.Random | None = None) -> float:
     """Seconds until retry number ``count + 1`` (``count`` = the new retry_count)."""
     r = rng or random
     base = count**4 + 15
-    if jitter == "sidekiq6":
+    if compat != "8":
         return base + r.randrange(10) * (count + 1)
     return base + r.randrange(10 * (count + 1))
 
@@ -127,8 +145,19 @@ def failure_outcome(
     if wants_backtrace:
         fields["error_backtrace"] = compress_backtrace(backtrace_lines(exc, wants_backtrace))
     max_retries = retry if type(retry) is int else policy.max_retries
-    if count < max_retries:
-        delay = backoff(count, policy.jitter, rng)
+    exhausted = count >= max_retries
+    window = fields.get("retry_for")
+    first_failure = stamp_to_seconds(fields.get("failed_at"))
+    if (
+        policy.compat != "6"
+        and isinstance(window, (int, float))
+        and not isinstance(window, bool)
+        and first_failure is not None
+    ):
+        expired = first_failure + window < t
+        exhausted = expired if policy.compat == "8" else exhausted or expired
+    if not exhausted:
+        delay = backoff(count, policy.compat, rng)
         return Outcome("retry", job.encode(), t + delay, queue)
     if fields.get("dead") is False:
         return Outcome("drop")

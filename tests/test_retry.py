@@ -32,15 +32,15 @@ def raise_and_catch(exc: BaseException) -> BaseException:
 @pytest.mark.parametrize("count", [0, 1, 2, 5, 10, 24])
 def test_backoff_sidekiq8(count: int) -> None:
     rng = random.Random(count)
-    seen = {backoff(count, "sidekiq8", rng) - (count**4 + 15) for _ in range(5000)}
+    seen = {backoff(count, "8", rng) - (count**4 + 15) for _ in range(5000)}
     # jitter is rand(10 * (count + 1)): every integer in [0, 10*(count+1))
     assert seen == set(range(10 * (count + 1)))
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 24])
-def test_backoff_sidekiq6(count: int) -> None:
+def test_backoff_sidekiq6_and_7(count: int) -> None:
     rng = random.Random(count)
-    seen = {backoff(count, "sidekiq6", rng) - (count**4 + 15) for _ in range(2000)}
+    seen = {backoff(count, "6", rng) - (count**4 + 15) for _ in range(2000)}
     # jitter is rand(10) * (count + 1): ten multiples of count + 1
     assert seen == {i * (count + 1) for i in range(10)}
 
@@ -110,3 +110,25 @@ def test_backtrace_codec_reads_ruby_newline_form() -> None:
     assert len(lines) == 3
     assert "\n" not in compress_backtrace(lines * 50)
     assert decompress_backtrace(compress_backtrace(lines)) == lines
+
+
+def test_retry_for_window_by_compat() -> None:
+    exc = raise_and_catch(RuntimeError("x"))
+    # Failed first at t=1000 with a 60 s window; this failure at t=1030 (inside) or 1100 (after).
+    def job(retry: object) -> Job:
+        return Job("X", retry=retry, retry_count=0, failed_at=1000.0, retry_for=60)
+
+    # 8.1+: only the window decides, whatever the count says.
+    assert failure_outcome(job(1), exc, RetryPolicy(compat="8"), "float", now=1030.0).action == "retry"
+    assert failure_outcome(job(True), exc, RetryPolicy(compat="8"), "float", now=1100.0).action == "dead"
+    # 7.1.3-8.0: the count or the window, whichever runs out first.
+    assert failure_outcome(job(1), exc, RetryPolicy(compat="7"), "float", now=1030.0).action == "dead"
+    assert failure_outcome(job(True), exc, RetryPolicy(compat="7"), "float", now=1100.0).action == "dead"
+    assert failure_outcome(job(True), exc, RetryPolicy(compat="7"), "float", now=1030.0).action == "retry"
+    # 6.x has no retry_for.
+    assert failure_outcome(job(True), exc, RetryPolicy(compat="6"), "float", now=1100.0).action == "retry"
+    # Sidekiq 8 writes failed_at in integer ms.
+    ms = Job("X", retry=True, retry_count=0, failed_at=1_000_000, retry_for=60)
+    assert failure_outcome(ms, exc, RetryPolicy(), "float", now=1100.0).action == "dead"
+    with pytest.raises(ValueError, match="compat"):
+        RetryPolicy(compat="9")  # type: ignore[arg-type]

@@ -56,8 +56,33 @@ def _plan() -> Plan:
 PLAN_KEY = pytest.StashKey[Plan]()
 
 
+# Tests marked flavour_independent exercise Sidekiq and gokogeri, not Redis: by default they
+# run on this flavour only (one environment per Sidekiq version); INTEROP_MATRIX=full runs
+# them everywhere. Keeps the default run inside the CI budget.
+BASE_FLAVOURS = ("redis-7.0", harness.HOST_FLAVOUR)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[PLAN_KEY] = _plan()
+    config.addinivalue_line(
+        "markers",
+        "flavour_independent: run on redis-7.0 only unless INTEROP_MATRIX=full",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("INTEROP_MATRIX") == "full":
+        return
+    skip = pytest.mark.skip(
+        reason="does not depend on the Redis flavour: redis-7.0 only (INTEROP_MATRIX=full: all)"
+    )
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "interop_env" not in callspec.params:
+            continue
+        _, flavour = callspec.params["interop_env"]
+        if flavour not in BASE_FLAVOURS and item.get_closest_marker("flavour_independent"):
+            item.add_marker(skip)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import pytest
 from harness import INTEROP_DIR, InteropEnv, wait_for
 from pynode import Recorder, failing, recording, running
 from webui import Browser, job_row, process_row, screenshot
@@ -101,6 +102,7 @@ def test_process_set_and_work_set_list_the_python_node(sk: InteropEnv) -> None:
     assert stats["workers_size"] >= 1
 
 
+@pytest.mark.flavour_independent
 def test_web_ui_busy_shows_quiets_and_stops_the_python_node(sk: InteropEnv, web_url: str) -> None:
     hold = Hold()
     browser = Browser(web_url)
@@ -175,6 +177,7 @@ def shot(sk: InteropEnv, web_url: str) -> None:
 PY_OK, PY_BAD, RUBY_OK, RUBY_BAD = 6, 3, 5, 2
 
 
+@pytest.mark.flavour_independent
 def test_stats_count_both_sides(sk: InteropEnv) -> None:
     """Sidekiq::Stats processed/failed = what Python ran/failed + what Ruby ran/failed.
 
@@ -221,6 +224,7 @@ def test_stats_count_both_sides(sk: InteropEnv) -> None:
     assert (py_stats.processed, py_stats.failed) == (after["processed"], after["failed"])
 
 
+@pytest.mark.flavour_independent
 def test_web_ui_stop_requeues_a_running_job_unchanged(sk: InteropEnv, web_url: str) -> None:
     """Stop with a job still running past the grace period: the job goes back to the front
     of its queue byte for byte (Sidekiq's bulk_requeue), where Ruby's Queue API reads it."""

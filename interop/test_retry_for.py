@@ -70,6 +70,7 @@ def _make_due(sk: InteropEnv, raw: bytes) -> None:
         r.close()
 
 
+@pytest.mark.flavour_independent
 @pytest.mark.parametrize("second", ["ruby", "python"])
 def test_retry_for_window_over_sends_the_job_to_the_dead_set(
     sk: InteropEnv, second: str, request: pytest.FixtureRequest
@@ -97,6 +98,7 @@ def test_retry_for_window_over_sends_the_job_to_the_dead_set(
     assert outcome == "dead"
 
 
+@pytest.mark.flavour_independent
 @pytest.mark.parametrize("second", ["ruby", "python"])
 def test_retry_for_overrides_a_retry_count_on_sidekiq_8_1(
     sk: InteropEnv, second: str, request: pytest.FixtureRequest

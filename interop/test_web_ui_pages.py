@@ -39,6 +39,7 @@ def _detail_link(page: str, section: str, jid: str) -> str:
     return "/" + m.group(1)
 
 
+@pytest.mark.flavour_independent
 @pytest.mark.parametrize("fmt", ["float", "ms"])
 def test_web_ui_renders_python_jobs_with_the_right_times(
     sk: InteropEnv, web_url: str, fmt: Literal["float", "ms"]
@@ -96,6 +97,7 @@ def test_web_ui_renders_python_jobs_with_the_right_times(
     assert type(stored["failed_at"]) is (int if fmt == "ms" else float)
 
 
+@pytest.mark.flavour_independent
 def test_web_ui_retry_now_and_kill_on_python_failures(sk: InteropEnv, web_url: str) -> None:
     """The retry page's buttons on jobs Python failed: "Retry Now" has Ruby's client push the
     Python payload back to its queue, where the node runs it; "Kill" moves one to the dead set

@@ -211,10 +211,13 @@ def _brief(res: dict[str, Any]) -> str:
 def enqueue(mode: str, n: int, repeats: int) -> dict[str, Any]:
     """gokogeri Enqueuer vs Sidekiq::Client, each in its own process."""
     out: dict[str, Any] = {"n": n}
-    argvs: dict[str, list[str] | None] = {
-        "gokogeri": [sys.executable, str(WORKERS / "gk_client.py"), mode, str(n)],
-        "sidekiq": [RUBY, str(WORKERS / "sidekiq_client.rb"), mode, str(n)] if RUBY else None,
-    }
+    gk = [sys.executable, str(WORKERS / "gk_client.py")]
+    argvs: dict[str, list[str] | None] = {"gokogeri": [*gk, mode, str(n)]}
+    if mode == "bulk":
+        # enqueue_many is gokogeri's push_bulk shape (one template, many args
+        # lists); enqueue_bulk takes a Job each. Both are shown.
+        argvs["gokogeri_many"] = [*gk, "many", str(n)]
+    argvs["sidekiq"] = [RUBY, str(WORKERS / "sidekiq_client.rb"), mode, str(n)] if RUBY else None
     rates: dict[str, list[float]] = {name: [] for name, argv in argvs.items() if argv}
     for name, argv in argvs.items():
         if argv is None:
@@ -224,7 +227,7 @@ def enqueue(mode: str, n: int, repeats: int) -> dict[str, Any]:
             argv = argvs[name]
             assert argv is not None
             with fresh_redis() as (url, _r):
-                full = [*argv, f"--url={url}"] if name == "gokogeri" else argv
+                full = [*argv, f"--url={url}"] if name.startswith("gokogeri") else argv
                 proc = subprocess.run(
                     full, capture_output=True, text=True, env=_env({"BENCH_REDIS_URL": url}),
                     timeout=600,
@@ -417,6 +420,8 @@ def profile(
         fill_sidekiq_format(url, n, kind)
         procs = gk_start(fetch, "off")(url, log_dir, 0)
         node = procs[0]
+        # Attach once jobs flow, so the node's imports at boot are not in the profile.
+        wait_for(lambda: int(r.llen("queue:default")) < n, BOOT_TIMEOUT, interval=0.005)
         spy = Managed(
             "py-spy",
             [pyspy, "record", "--pid", str(node.pid), "--format", "speedscope",

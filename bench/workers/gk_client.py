@@ -20,7 +20,7 @@ BULK = 1000
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["single", "bulk"])
+    p.add_argument("mode", choices=["single", "bulk", "many"])
     p.add_argument("n", type=int)
     p.add_argument("--url", required=True)
     a = p.parse_args()
@@ -34,6 +34,12 @@ def main() -> None:
             for i in range(a.n):
                 enq.enqueue(
                     gokogeri.Job(class_name="NoopJob", args=["string", i, {"mike": "bob"}])
+                )
+        elif a.mode == "many":  # Sidekiq's push_bulk shape: one template, many args lists
+            template = gokogeri.Job(class_name="NoopJob", args=[])
+            for base in range(0, a.n, BULK):
+                enq.enqueue_many(
+                    template, (["string", i, {"mike": "bob"}] for i in range(base, min(a.n, base + BULK)))
                 )
         else:
             for base in range(0, a.n, BULK):

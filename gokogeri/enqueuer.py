@@ -63,6 +63,30 @@ def _encode_all_args(all_args: list[Any]) -> list[str]:
     raise InvalidArgumentError("args do not survive a JSON round trip")
 
 
+_MISSING = object()
+
+
+def _shared_template(jobs: list[Job]) -> Job | None:
+    """The first job, if every job has exactly its fields but args and none sets a jid."""
+    if not jobs or not all(type(job) is Job for job in jobs):
+        return None
+    first = jobs[0].fields
+    if first.get("jid") or "args" not in first:
+        return None
+    others = [(k, v) for k, v in first.items() if k != "args"]
+    n = len(first)
+    for job in jobs:
+        fields = job.fields
+        if len(fields) != n or "args" not in fields:
+            return None
+        for key, value in others:
+            other = fields.get(key, _MISSING)
+            # type too: True == 1, but retry: true and retry: 1 differ on the wire
+            if other != value or type(other) is not type(value):
+                return None
+    return jobs[0]
+
+
 def _with_args(job: Job, args: list[Any]) -> Job:
     copy = job.copy()
     copy.args = args
@@ -141,6 +165,11 @@ class Enqueuer:
         middleware stopped has None. Every job is checked before anything is
         sent, so bad args in job 9,999 push nothing at all.
         """
+        jobs = list(jobs)
+        template = _shared_template(jobs) if not len(self.middleware) else None
+        if template is not None:
+            # The usual bulk: one class and one set of options, many args.
+            return self.enqueue_many(template, [job.fields["args"] for job in jobs])
         jids: list[str | None] = []
         by_queue: dict[str, list[str]] = {}
         for job in jobs:

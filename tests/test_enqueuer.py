@@ -297,3 +297,15 @@ def test_enqueue_many_runs_middleware_per_job(cm: gredis.ConnManager, r: redispy
     assert r.llen("queue:default") == 2
     with pytest.raises(ValueError, match="own jid"):
         e.enqueue_many(Job("X", jid="a" * 24), [[1]])
+
+
+def test_bulk_of_similar_jobs_matches_the_general_path(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+    e = Enqueuer(cm)
+    same = [Job("S", queue="a", args=[i], retry=1) for i in range(3)]
+    mixed = [Job("S", queue="b", args=[0], retry=1), Job("S", queue="b", args=[1], retry=True)]
+    assert all(e.enqueue_bulk(same)) and all(e.enqueue_bulk(mixed))
+    a = [json.loads(p) for p in r.lrange("queue:a", 0, -1)[::-1]]
+    b = [json.loads(p) for p in r.lrange("queue:b", 0, -1)[::-1]]
+    assert [p["args"] for p in a] == [[0], [1], [2]] and {p["retry"] for p in a} == {1}
+    assert [type(p["retry"]) for p in b] == [int, bool]  # never merged into one template
+    assert set(a[0]) == set(b[0])  # same fields either way

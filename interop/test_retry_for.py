@@ -8,9 +8,9 @@ Node (which should do the same).
 * 8.1+: when ``retry_for`` is set, ONLY the window decides (SQ8:lib/sidekiq/job_retry.rb
   ``process_retry``: "retry_for and retry are mutually exclusive").
 
-KNOWN GOKOGERI BUG (reported, not fixed here; see README "Known gokogeri bugs"):
-gokogeri/retry.py ``failure_outcome`` ignores ``retry_for`` entirely, so a Python failure
-retries by count only. The Python side is marked xfail(strict=True) where Sidekiq differs.
+The node follows the Ruby fleet's rules: ``RetryPolicy(compat=<Sidekiq major>)``. Found by this
+suite as a gokogeri bug (retry_for ignored: strict-xfail tests) and fixed in the runtime by
+4159960 ("Retries honour retry_for"), so these are plain tests now.
 """
 
 from __future__ import annotations
@@ -24,16 +24,19 @@ from harness import InteropEnv, wait_for
 from pynode import Recorder, failing, running
 
 import gokogeri
+from gokogeri.retry import Compat, RetryPolicy
 
-BUG = (
-    "gokogeri bug: failure_outcome (gokogeri/retry.py) ignores retry_for, so a Python failure "
-    "retries by count where Sidekiq 7.1.3+/8.1+ decide by the retry_for window"
-)
 WINDOW = 1  # seconds: retry_for of the first case
 
 
 def _seconds(stamp: float | int) -> float:
     return stamp / 1000 if isinstance(stamp, int) else stamp
+
+
+def _policy(sk: InteropEnv) -> RetryPolicy:
+    """The retry rules of the Sidekiq version sharing the Redis."""
+    compat: Compat = "8" if sk.major >= 8 else "7" if sk.major == 7 else "6"
+    return RetryPolicy(compat=compat)
 
 
 def _outcome(sk: InteropEnv, jid: str, retry_count: int) -> str:
@@ -70,54 +73,37 @@ def _make_due(sk: InteropEnv, raw: bytes) -> None:
         r.close()
 
 
+def _second_failure(sk: InteropEnv, second: str, jid: str, raw: bytes) -> str:
+    """Make the retry due; it fails again in Ruby or in a node. Where the job went."""
+    if second == "ruby":
+        _make_due(sk, raw)
+        return _outcome(sk, jid, 1)
+    router = gokogeri.Router()
+    router.register("FailJob", failing(Recorder(), "window"))
+    with running(sk, ["python"], router, retry_policy=_policy(sk)):
+        _make_due(sk, raw)
+        return _outcome(sk, jid, 1)
+
+
 @pytest.mark.flavour_independent
 @pytest.mark.parametrize("second", ["ruby", "python"])
-def test_retry_for_window_over_sends_the_job_to_the_dead_set(
-    sk: InteropEnv, second: str, request: pytest.FixtureRequest
-) -> None:
-    """retry: true (25) and retry_for: 1 s; the retry runs after the window closed: Sidekiq
-    7.3.2 and 8.1.7 both send it to the dead set on this failure."""
-    if sk.major < 7:
-        pytest.skip("retry_for is Sidekiq 7.1.3+")
-    if second == "python":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BUG))
+def test_retry_for_window_closed(sk: InteropEnv, second: str) -> None:
+    """retry: true (25) and retry_for: 1 s; the retry fails after the window closed: dead on
+    7.3.2 and 8.1.7; 6.4.1 knows no retry_for and retries."""
+    expected = "retry" if sk.major < 7 else "dead"
     jid, raw = _fail_once_in_ruby(sk, {"retry_for": WINDOW}, then=second)
     first = json.loads(raw)
     assert first["retry_for"] == WINDOW and first["retry_count"] == 0
     while time.time() <= _seconds(first["failed_at"]) + WINDOW + 0.2:
         time.sleep(0.1)
-    if second == "ruby":
-        _make_due(sk, raw)
-        outcome = _outcome(sk, jid, 1)
-    else:
-        router = gokogeri.Router()
-        router.register("FailJob", failing(Recorder(), "window"))
-        with running(sk, ["python"], router):
-            _make_due(sk, raw)
-            outcome = _outcome(sk, jid, 1)
-    assert outcome == "dead"
+    assert _second_failure(sk, second, jid, raw) == expected
 
 
 @pytest.mark.flavour_independent
 @pytest.mark.parametrize("second", ["ruby", "python"])
-def test_retry_for_overrides_a_retry_count_on_sidekiq_8_1(
-    sk: InteropEnv, second: str, request: pytest.FixtureRequest
-) -> None:
-    """retry: 1 and retry_for: 1 h; the retry fails again inside the window. 7.3.2: the count
-    is used up, dead. 8.1+: only the window counts, so it is retried again."""
-    if sk.major < 7:
-        pytest.skip("retry_for is Sidekiq 7.1.3+")
+def test_retry_for_with_a_retry_count(sk: InteropEnv, second: str) -> None:
+    """retry: 1 and retry_for: 1 h; the retry fails again inside the window. 6.4.1 and 7.3.2:
+    the count is used up, dead. 8.1+: only the window counts, so it is retried again."""
     expected = "retry" if sk.major >= 8 else "dead"
-    if second == "python" and expected == "retry":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BUG))
     jid, raw = _fail_once_in_ruby(sk, {"retry": 1, "retry_for": 3600}, then=second)
-    if second == "ruby":
-        _make_due(sk, raw)
-        outcome = _outcome(sk, jid, 1)
-    else:
-        router = gokogeri.Router()
-        router.register("FailJob", failing(Recorder(), "window"))
-        with running(sk, ["python"], router):
-            _make_due(sk, raw)
-            outcome = _outcome(sk, jid, 1)
-    assert outcome == expected
+    assert _second_failure(sk, second, jid, raw) == expected

@@ -531,10 +531,12 @@ class ReliableFetch:
             if payload is None:
                 continue
             with self._cv:
+                # Leave idle mode without waking the dispatcher: the processor's
+                # retrieve() (or the next acknowledgement) does that once the
+                # job has started, so the backlog fetch never delays it.
                 self._idle = False
                 self._idle_event.clear()
-                self._cv.notify()
-            self._unblocker.release(except_current=True)
             self._deliver([UnitOfWork(queue, payload, pair)])
+            self._unblocker.release(except_current=True)
         if client is not None:
             client.close()

@@ -35,6 +35,8 @@ def test_sigkill_with_50_jobs_in_flight_loses_nothing(
     victim = NodeProcess(redis_url, TEST_CONCURRENCY="25", TEST_PREFETCH="25")
     try:
         wait_for(lambda: r.llen(DONE) == 20, timeout=20)
+        # ...and acknowledged, so the 50 below are exactly what the node holds.
+        wait_for(lambda: not r.keys("gokogeri:working:*"), timeout=5)
         # 25 run, 25 wait prefetched in the node's working list.
         slow = e.enqueue_bulk([Job("Sleep", args=[1.5]) for _ in range(50)])
         wait_for(lambda: r.llen(STARTED) == 25, timeout=10)

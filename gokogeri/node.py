@@ -259,9 +259,7 @@ class Node:
                 for pool in self._pools:
                     pool.wait(grace)
             for pool in self._pools:
-                close = getattr(pool.fetcher, "close", None)
-                if close is not None:
-                    close()
+                pool.fetcher.close()
             if self._heartbeat is not None:
                 self._heartbeat.stop()
             self._stopped.set()

@@ -8,13 +8,13 @@ retry or dead set (failure), following Sidekiq's rules in retry.py.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 
+from gokogeri import jsonc
 from gokogeri.errors import InvalidPayloadError
 from gokogeri.fetch import Fetcher, UnitOfWork
 from gokogeri.job import Job, TimestampFormat
@@ -218,13 +218,13 @@ class Pool:
         the error fields so the Web UI says what is wrong."""
         payload = uow.payload.decode("utf-8", errors="replace")
         try:
-            fields = json.loads(uow.payload)
+            fields = jsonc.loads(uow.payload)
         except ValueError:
             fields = None
         if isinstance(fields, dict):
             fields["error_class"] = "InvalidPayloadError"
             fields["error_message"] = str(err)
-            payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+            payload = jsonc.dumps(fields)
         self._log.error("invalid job payload on queue %s sent to the dead set: %s", uow.queue, err)
         outcome = Outcome("dead", payload, time.time(), uow.queue)
         try:

@@ -101,6 +101,13 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+def in_seconds(delay: float | timedelta) -> float:
+    """Epoch seconds ``delay`` (seconds or a timedelta) from now."""
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    return time.time() + float(delay)
+
+
 def to_epoch(at: datetime | float | int) -> float:
     """A datetime (naive means local time, as datetime.timestamp() reads it) or epoch seconds."""
     if isinstance(at, datetime):
@@ -137,9 +144,7 @@ class Enqueuer:
 
     def enqueue_in(self, job: Job, seconds: float | timedelta) -> str | None:
         """Push ``job`` to run ``seconds`` from now (a past or zero delay pushes now)."""
-        if isinstance(seconds, timedelta):
-            seconds = seconds.total_seconds()
-        return self.enqueue_at(job, time.time() + float(seconds))
+        return self.enqueue_at(job, in_seconds(seconds))
 
     def enqueue_at(self, job: Job, at: datetime | float) -> str | None:
         """Push ``job`` to run at ``at``; a time not in the future pushes it now, as Sidekiq does."""

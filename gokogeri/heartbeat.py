@@ -11,7 +11,6 @@ Every beat (5 s, Sidekiq 6's BEAT_PAUSE) it writes, as Sidekiq's launcher does:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -24,6 +23,7 @@ from typing import Any, cast
 
 import redis as redispy
 
+from gokogeri import jsonc
 from gokogeri.redis import ConnManager
 
 BEAT_INTERVAL = 5.0  # Sidekiq 6's BEAT_PAUSE
@@ -89,7 +89,7 @@ class ProcessInfo:
             # Sidekiq 8's UI refuses to signal embedded processes; we obey signals.
             "embedded": False,
         }
-        return json.dumps(info, separators=(",", ":"))
+        return jsonc.dumps(info)
 
 
 class Heartbeat:
@@ -155,10 +155,8 @@ class Heartbeat:
             pipe.unlink(work_key, workers_key)
             if busy:
                 entries = {
-                    tid: json.dumps(
-                        {"queue": q, "payload": raw.decode("utf-8", "replace"), "run_at": run_at},
-                        ensure_ascii=False,
-                        separators=(",", ":"),
+                    tid: jsonc.dumps(
+                        {"queue": q, "payload": raw.decode("utf-8", "replace"), "run_at": run_at}
                     )
                     for tid, (q, raw, run_at) in busy.items()
                 }

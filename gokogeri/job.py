@@ -43,19 +43,24 @@ def now_stamp(fmt: TimestampFormat, now: float | None = None) -> float | int:
     return int(t * 1000) if fmt == "ms" else t
 
 
+def form_of(value: Any, default: TimestampFormat) -> TimestampFormat:
+    """The wire form of a timestamp value: an int is ms, a float seconds; else ``default``."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return "ms"
+    if isinstance(value, float):
+        return "float"
+    return default
+
+
 def restamp(existing: Any, fmt: TimestampFormat, now: float | None = None) -> float | int:
     """A new timestamp for a field that may already exist.
 
     The field keeps the JSON type it already has (an int stays integer ms, a
     float stays float seconds); only a field that is new takes ``fmt``.
     """
-    if isinstance(existing, bool):
-        return now_stamp(fmt, now)
-    if isinstance(existing, int):
-        return now_stamp("ms", now)
-    if isinstance(existing, float):
-        return now_stamp("float", now)
-    return now_stamp(fmt, now)
+    return now_stamp(form_of(existing, fmt), now)
 
 
 def stamp_format(fields: Mapping[str, Any], default: TimestampFormat) -> TimestampFormat:
@@ -64,14 +69,7 @@ def stamp_format(fields: Mapping[str, Any], default: TimestampFormat) -> Timesta
     New time fields follow the job's own form, so a job Sidekiq 8 created in
     integer ms keeps integer ms throughout, whichever node touches it.
     """
-    created = fields.get("created_at")
-    if isinstance(created, bool):
-        return default
-    if isinstance(created, int):
-        return "ms"
-    if isinstance(created, float):
-        return "float"
-    return default
+    return form_of(fields.get("created_at"), default)
 
 
 def stamp_to_seconds(value: Any) -> float | None:

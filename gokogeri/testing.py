@@ -21,7 +21,7 @@ from types import TracebackType
 
 import redis as redispy
 
-from gokogeri.enqueuer import prepare, to_epoch
+from gokogeri.enqueuer import in_seconds, prepare, to_epoch
 from gokogeri.job import Job, TimestampFormat
 from gokogeri.middleware import ClientChain
 from gokogeri.worker import Context, Worker
@@ -171,9 +171,7 @@ class FakeEnqueuer:
         return self._record(job, None)
 
     def enqueue_in(self, job: Job, seconds: float | timedelta) -> str | None:
-        if isinstance(seconds, timedelta):
-            seconds = seconds.total_seconds()
-        return self.enqueue_at(job, time.time() + float(seconds))
+        return self.enqueue_at(job, in_seconds(seconds))
 
     def enqueue_at(self, job: Job, at: datetime | float) -> str | None:
         when = to_epoch(at)

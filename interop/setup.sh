@@ -16,8 +16,9 @@ log() { printf '[setup.sh %(%H:%M:%S)T +%ss] %s\n' -1 "$((SECONDS - start))" "$*
 
 # redis-server, ruby-sidekiq: the host fallback (no containers) runs real Redis and Sidekiq 6.4.1;
 # puma/ruby-webrick: its Web UI; podman/runc/debootstrap: the container route and image builds;
-# chromium: headless screenshots of Sidekiq's Web UI.
-PACKAGES=(redis-server ruby ruby-sidekiq puma ruby-webrick podman runc debootstrap chromium curl)
+# chromium: headless screenshots of Sidekiq's Web UI; ruby-activejob: Rails ActiveJob interop;
+# redis-sentinel: the failover tests.
+PACKAGES=(redis-server redis-sentinel ruby ruby-sidekiq ruby-activejob puma ruby-webrick podman runc debootstrap chromium curl)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gokogeri import opscli
 from gokogeri import redis as gredis
 from gokogeri.log import default_logger
 from gokogeri.node import SHUTDOWN_TIMEOUT, Node
@@ -171,3 +172,6 @@ def demo(
 
 def main() -> None:
     app()
+
+
+opscli.register(app)

@@ -74,6 +74,19 @@ class Keys:
         """The crash-safe fetch's per-node, per-queue list of jobs in flight."""
         return f"{self.prefix}gokogeri:working:{identity}:{queue}"
 
+    # --- metrics (Sidekiq 7/8 execution metrics, gokogeri/metrics.py) ---
+    # Sidekiq 7/8 have no namespace; the prefix only matters if one is set anyway.
+
+    def metrics_jobs(self, bucket: str) -> str:
+        """HASH "Class|p"/"Class|f"/"Class|ms" -> count for one time bucket ("j|...")."""
+        return f"{self.prefix}j|{bucket}"
+
+    def metrics_histogram(self, klass: str, window: str, major: int) -> str:
+        """BITFIELD of 26 u16 counters: "Class-DD-HH:M" (7.x), "h|Class-D-H:M" (8.x)."""
+        if major >= 8:
+            return f"{self.prefix}h|{klass}-{window}"
+        return f"{self.prefix}{klass}-{window}"
+
     def rescued(self, jid: str) -> str:
         """How often a job was rescued from a dead node (a poison-pill counter)."""
         return f"{self.prefix}gokogeri:rescued:{jid}"

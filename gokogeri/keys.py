@@ -14,6 +14,8 @@ from __future__ import annotations
 class Keys:
     __slots__ = (
         "dead",
+        "periodic",
+        "periodic_last",
         "prefix",
         "processes",
         "queues",
@@ -46,6 +48,11 @@ class Keys:
         # Our enqueuers PUBLISH here when they schedule a job, so a sleeping
         # scheduler wakes for it instead of finding it on its next poll.
         self.schedule_channel = p + "gokogeri:schedule-wakeup"
+        # --- periodic jobs (gokogeri/periodic.py) ---
+        # HASH: entry name -> JSON {kind, schedule, class, queue, seen, by}, what
+        # `gokogeri cron` lists; and entry name -> JSON of its last enqueued tick.
+        self.periodic = p + "gokogeri:periodic"
+        self.periodic_last = p + "gokogeri:periodic:last"
 
     def queue(self, name: str) -> str:
         return f"{self.prefix}queue:{name}"
@@ -86,6 +93,12 @@ class Keys:
         if major >= 8:
             return f"{self.prefix}h|{klass}-{window}"
         return f"{self.prefix}{klass}-{window}"
+
+    # --- periodic jobs (gokogeri/periodic.py) ---
+
+    def periodic_tick(self, name: str, tick: float) -> str:
+        """The lock of one tick of one periodic entry (SET NX EX): whoever sets it enqueues."""
+        return f"{self.prefix}gokogeri:periodic:tick:{name}:{tick!r}"
 
     def rescued(self, jid: str) -> str:
         """How often a job was rescued from a dead node (a poison-pill counter)."""

@@ -23,8 +23,10 @@ ALL_IMAGES=(sidekiq:6 sidekiq:7 sidekiq:8 redis:7.0 redis:8.0 valkey:9)
 
 # Sidekiq's Web UI needs a Rack server (puma; webrick as a fallback). On rack 3 (trixie and
 # later) rack-session and rackup are separate packages that ruby-sidekiq does not depend on.
-SIDEKIQ_PKGS_6="ruby-sidekiq,ruby-webrick,puma"
-SIDEKIQ_PKGS_7="ruby-sidekiq,ruby-webrick,puma,ruby-rack-session,ruby-rackup"
+# ruby-activejob is Rails' ActiveJob (whatever Rails the suite carries: 6.1 in bookworm), for the
+# ActiveJob interop cases (a Rails-less `require "active_job"` app; see ../ruby/activejob.rb).
+SIDEKIQ_PKGS_6="ruby-sidekiq,ruby-webrick,puma,ruby-activejob"
+SIDEKIQ_PKGS_7="ruby-sidekiq,ruby-webrick,puma,ruby-rack-session,ruby-rackup,ruby-activejob"
 
 log() { printf '[build.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -86,10 +88,24 @@ done
 
 command -v podman >/dev/null || die "podman is not installed (run interop/setup.sh)"
 
+# An image records the package list it was built with (label org.gokogeri.interop.packages):
+# an image built before a package was added here (or with another list) is rebuilt, not
+# skipped, so adding a package needs no --force on machines that already have the images.
+packages_label() {
+    podman image inspect -f '{{index .Labels "org.gokogeri.interop.packages"}}' "$1" 2>/dev/null || true
+}
 MISSING=()
 for img in "${WANTED[@]}"; do
     if [[ $FORCE -eq 0 ]] && podman image exists "$PREFIX/$img"; then
-        log "$PREFIX/$img exists, skipping"
+        built_with="$(packages_label "$PREFIX/$img")"
+        # Images from before the label had today's lists without ruby-activejob.
+        [[ -n "$built_with" ]] || built_with="$(packages_of "$img" | sed 's/,ruby-activejob//')"
+        if [[ "$SOURCE" == debootstrap && "$built_with" != "$(packages_of "$img")" ]]; then
+            log "$PREFIX/$img was built with other packages, rebuilding"
+            MISSING+=("$img")
+        else
+            log "$PREFIX/$img exists, skipping"
+        fi
     else
         MISSING+=("$img")
     fi
@@ -182,7 +198,8 @@ build_one() {
     fi
     # apt's caches and lists are ~90 MB per image and useless in a container that never runs apt.
     rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-    changes=(--change 'ENV LANG=C.UTF-8')
+    changes=(--change 'ENV LANG=C.UTF-8'
+             --change "LABEL org.gokogeri.interop.packages=$(packages_of "$img")")
     if [[ -n "$server" ]]; then
         if [[ -f "$root/.version" ]]; then
             version="$(cat "$root/.version")"
@@ -200,6 +217,9 @@ build_one() {
                   --change "LABEL org.gokogeri.interop.version=$version")
     else
         version="$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Version}' ruby-sidekiq)"
+        # The Rails version the suite carries (noted in ../README.md), for the ActiveJob cases.
+        changes+=(--change "LABEL org.gokogeri.interop.activejob=$(dpkg-query \
+            --admindir="$root/var/lib/dpkg" -W -f '${Version}' ruby-activejob)")
         # The Ruby job files are mounted here at run time (not baked in): editing them needs no rebuild.
         mkdir -p "$root/opt/interop"
         changes+=(--change 'CMD ["/bin/bash"]'
@@ -217,7 +237,7 @@ build_one() {
     if [[ -n "$server" ]]; then
         podman run --rm "$name" --version >&2
     else
-        podman run --rm "$name" ruby -e 'require "sidekiq"; puts "Sidekiq #{Sidekiq::VERSION}, ruby #{RUBY_VERSION}"' >&2
+        podman run --rm "$name" ruby -e 'require "sidekiq"; require "active_job"; puts "Sidekiq #{Sidekiq::VERSION}, ActiveJob #{ActiveJob.version}, ruby #{RUBY_VERSION}"' >&2
     fi
 }
 

@@ -482,6 +482,10 @@ class JobSet:
     def delete_all(self, progress: ProgressFn | None = None, flt: Filter | None = None) -> int:
         return self._all(self.delete_entries, progress, flt)
 
+    def delete_garbage(self, progress: ProgressFn | None = None) -> int:
+        """Delete every entry that is not a job; how many."""
+        return self._all(lambda es: self.delete_entries([e for e in es if e.garbage]), progress)
+
     def clear(self) -> int:
         """SortedSet#clear: UNLINK (Redis frees the members in the background); the size it had."""
         pipe = self._cm.client.pipeline(transaction=True)

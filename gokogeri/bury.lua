@@ -1,3 +1,6 @@
+#!lua flags=allow-oom
+-- allow-oom: moving and settling jobs must work on a full Redis, or it
+-- could never be drained (scripts.py strips the flag for Redis < 7).
 -- Move a member of a sorted set (schedule/retry) or a list (a dead node's
 -- working list) into the dead set, atomically and only if it is still there.
 --

@@ -1,3 +1,6 @@
+#!lua flags=allow-oom
+-- allow-oom: moving and settling jobs must work on a full Redis, or it
+-- could never be drained (scripts.py strips the flag for Redis < 7).
 -- Move one due job from the schedule or retry set onto its queue, atomically:
 -- it leaves the set and enters the queue in one step, or (if another node
 -- moved it first) nothing happens. A node dying mid-move loses nothing.

@@ -29,3 +29,28 @@ class UnknownJobClassError(GokogeriError, LookupError):
     Sidekiq raises NameError in the same spot; like it, this is an ordinary job
     failure that follows the retry rules, never a crash of the node.
     """
+
+
+class NodeCrashedError(GokogeriError, RuntimeError):
+    """A node stopped because of a fault in gokogeri itself (never a job's).
+
+    Every job it held was pushed back first; ``__cause__`` is the fault.
+    """
+
+
+class EnqueueError(GokogeriError):
+    """Redis refused or failed a push; ``__cause__`` is redis-py's exception.
+
+    ``pushed`` lists the jids that did reach Redis before the failure (bulk
+    enqueues are atomic per round trip, so these are whole batches): retry
+    only the rest, or duplicates follow.
+    """
+
+    def __init__(self, message: str, pushed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.pushed: list[str] = list(pushed or [])
+
+
+class RedisUnavailableError(EnqueueError):
+    """The push could not reach Redis (connection refused, reset, timed out).
+    Nothing of the failed round trip is known to have been applied."""

@@ -1,3 +1,6 @@
+#!lua flags=allow-oom
+-- allow-oom: moving and settling jobs must work on a full Redis, or it
+-- could never be drained (scripts.py strips the flag for Redis < 7).
 -- Crash-safe fetch: acknowledge finished jobs and move up to N new ones into
 -- this node's working lists, in one round trip.
 --

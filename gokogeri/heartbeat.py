@@ -7,11 +7,15 @@ Every beat (5 s, Sidekiq 6's BEAT_PAUSE) it writes, as Sidekiq's launcher does:
 - ``SADD processes``, the identity hash (info JSON, busy, beat, quiet, rss,
   rtt_us, and ``concurrency`` as its own field, which Sidekiq 8.1.2+ reads
   instead of info's), a 60 s TTL, and one RPOP of ``<identity>-signals``.
+
+A beat that fails is logged and tried again next time, never fatal. On a
+Redis at maxmemory the stats and work hash are refused (they wait, buffered,
+for the next beat), but the liveness part is a script flagged allow-oom: a
+live node must never look dead, or its jobs would be rescued and run twice.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -23,8 +27,8 @@ from typing import Any, cast
 
 import redis as redispy
 
-from gokogeri import jsonc
-from gokogeri.redis import ConnManager
+from gokogeri import jsonc, scripts
+from gokogeri.runtime import Runtime
 
 BEAT_INTERVAL = 5.0  # Sidekiq 6's BEAT_PAUSE
 HEARTBEAT_TTL = 60  # seconds; Sidekiq's expiry for every process key
@@ -97,26 +101,25 @@ class Heartbeat:
 
     def __init__(
         self,
-        cm: ConnManager,
+        rt: Runtime,
         info: ProcessInfo,
-        logger: logging.Logger,
         *,
         interval: float,
         busy: Callable[[], dict[str, tuple[str, bytes, int]]],
         counts: Callable[[], tuple[int, int]],
         quiet: Callable[[], bool],
         on_signal: Callable[[str], None],
-        on_beat: Callable[[], None] | None = None,
     ) -> None:
-        self._cm = cm
+        self._rt = rt
+        self._cm = rt.cm
         self._info = info
-        self._log = logger
+        self._log = rt.logger
         self.interval = interval
         self._busy = busy
         self._counts = counts
         self._is_quiet = quiet
         self._on_signal = on_signal
-        self._on_beat = on_beat
+        self._beat_script = scripts.load(rt.cm.client, "beat.lua")
         self._flushed = (0, 0)
         self._info_json = ""
         self._stop = threading.Event()
@@ -125,69 +128,81 @@ class Heartbeat:
 
     def start(self) -> None:
         self._info_json = self._info.to_json()
-        self.beat()  # registered before the first job is fetched
+        self._safe_beat()  # registered before the first job is fetched
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
         self._thread.start()
 
+    def _safe_beat(self) -> None:
+        try:
+            self.beat()
+        except redispy.RedisError as e:
+            self._log.warning("heartbeat failed (retrying every %ss): %s", self.interval, e)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-            except redispy.RedisError as e:
-                self._log.warning("heartbeat failed: %s", e)
-            if self._on_beat is not None:
-                try:
-                    self._on_beat()
-                except Exception:
-                    self._log.exception("periodic task failed")
+            self._safe_beat()
+            if self._rt.observers:
+                self._rt.observers_beat("beat")
+            self._rt.fire("heartbeat")
 
     def beat(self) -> None:
         keys = self._cm.keys
         ident = self._info.identity
         client = self._cm.client
         with self._lock:
-            processed, failed = self._counts()
-            dp, df = processed - self._flushed[0], failed - self._flushed[1]
-            busy = self._busy()
-            pipe = client.pipeline(transaction=True)
-            self._stats_commands(pipe, dp, df)
-            work_key, workers_key = keys.work(ident), keys.workers(ident)
-            pipe.unlink(work_key, workers_key)
-            if busy:
-                entries = {
-                    tid: jsonc.dumps(
-                        {"queue": q, "payload": raw.decode("utf-8", "replace"), "run_at": run_at}
-                    )
-                    for tid, (q, raw, run_at) in busy.items()
-                }
-                pipe.hset(work_key, mapping=cast(Any, entries))
-                pipe.hset(workers_key, mapping=cast(Any, entries))
-                pipe.expire(work_key, HEARTBEAT_TTL)
-                pipe.expire(workers_key, HEARTBEAT_TTL)
-            pipe.execute()
-            self._flushed = (processed, failed)
             t0 = time.perf_counter()
             client.ping()
             rtt_us = int((time.perf_counter() - t0) * 1e6)
-            pipe = client.pipeline(transaction=True)
-            pipe.sadd(keys.processes, ident)
-            pipe.hset(
-                keys.identity(ident),
-                mapping={
-                    "info": self._info_json,
-                    "busy": len(busy),
-                    "beat": repr(time.time()),
-                    "quiet": "true" if self._is_quiet() else "false",
-                    "rss": rss_kb(),
-                    "rtt_us": rtt_us,
-                    "concurrency": self._info.concurrency,
-                },
+            busy = self._busy()
+            fields: list[Any] = [
+                "info", self._info_json,
+                "busy", len(busy),
+                "beat", repr(time.time()),
+                "quiet", "true" if self._is_quiet() else "false",
+                "rss", rss_kb(),
+                "rtt_us", rtt_us,
+                "concurrency", self._info.concurrency,
+            ]  # fmt: skip
+            signal = self._beat_script(
+                keys=[keys.processes, keys.identity(ident), keys.signals(ident)],
+                args=[ident, HEARTBEAT_TTL, *fields],
             )
-            pipe.expire(keys.identity(ident), HEARTBEAT_TTL)
-            pipe.rpop(keys.signals(ident))
-            signal = pipe.execute()[-1]
+            self._write_stats_and_work(busy)
         if signal:
             self._on_signal(signal.decode() if isinstance(signal, bytes) else str(signal))
+
+    def _write_stats_and_work(self, busy: dict[str, tuple[str, bytes, int]]) -> None:
+        """The buffered counters and the work hash; refused pieces (a full
+        Redis) are logged and the counters stay buffered for the next beat."""
+        keys = self._cm.keys
+        ident = self._info.identity
+        processed, failed = self._counts()
+        pipe = self._cm.client.pipeline(transaction=False)
+        self._stats_commands(pipe, processed - self._flushed[0], failed - self._flushed[1])
+        work_key, workers_key = keys.work(ident), keys.workers(ident)
+        pipe.unlink(work_key, workers_key)
+        if busy:
+            entries = {
+                tid: jsonc.dumps(
+                    {"queue": q, "payload": raw.decode("utf-8", "replace"), "run_at": run_at}
+                )
+                for tid, (q, raw, run_at) in busy.items()
+            }
+            pipe.hset(work_key, mapping=cast(Any, entries))
+            pipe.hset(workers_key, mapping=cast(Any, entries))
+            pipe.expire(work_key, HEARTBEAT_TTL)
+            pipe.expire(workers_key, HEARTBEAT_TTL)
+        results = pipe.execute(raise_on_error=False)
+        # The first two INCRBYs carry the counters; advance only what landed.
+        done_p = not isinstance(results[0], Exception)
+        done_f = not isinstance(results[3], Exception)
+        self._flushed = (
+            processed if done_p else self._flushed[0],
+            failed if done_f else self._flushed[1],
+        )
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            self._log.warning("heartbeat: %s of %s writes refused: %s", len(errors), len(results), errors[0])
 
     def _stats_commands(self, pipe: Any, dp: int, df: int) -> None:
         keys = self._cm.keys
@@ -206,6 +221,8 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.interval + 5)
+        if self._rt.observers:
+            self._rt.observers_beat("close")
         keys = self._cm.keys
         ident = self._info.identity
         try:

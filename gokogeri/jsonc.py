@@ -38,24 +38,49 @@ if _make is not None and _basestring is not None:
     def dumps(obj: Any) -> str:
         if isinstance(obj, str):
             return str(_basestring(obj))
-        return "".join(_c_encode(obj, 0))
+        try:
+            return "".join(_c_encode(obj, 0))
+        except RecursionError:
+            raise ValueError("nesting is too deep to encode") from None
 
 else:  # pragma: no cover - other Pythons
     dumps = _fallback_encode
 
-_decoder = json.JSONDecoder()
+def _refuse_constant(name: str) -> Any:
+    # Ruby's JSON.parse refuses NaN and Infinity, and nothing could encode them back.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        # 1e400 would come back as Infinity, which no JSON encoder can write.
+        raise ValueError(f"number {text[:40]} is out of range for a double")
+    return value
+
+
+_INF = float("inf")
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 _scan_once: Any = getattr(_decoder, "scan_once")  # noqa: B009  (set in __init__, untyped)
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse one JSON document (bytes are read as UTF-8); ValueError if it is not one."""
-    if isinstance(text, (bytes, bytearray)):
-        text = text.decode("utf-8")
+    """Parse one JSON document (bytes are read as UTF-8).
+
+    Raises ValueError for anything that is not one strict JSON document:
+    invalid UTF-8, NaN/Infinity, numbers out of double range, and nesting too
+    deep for the parser (which would otherwise surface as RecursionError).
+    """
     try:
-        obj, end = _scan_once(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):
-        # Leading/trailing whitespace is legal JSON: let the full parser decide.
-        return _decoder.decode(text)
-    return obj
+        if isinstance(text, (bytes, bytearray)):
+            text = text.decode("utf-8")
+        try:
+            obj, end = _scan_once(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            # Leading/trailing whitespace is legal JSON: let the full parser decide.
+            return _decoder.decode(text)
+        return obj
+    except RecursionError:
+        raise ValueError("JSON nesting is too deep") from None

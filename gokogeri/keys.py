@@ -100,6 +100,12 @@ class Keys:
         """The lock of one tick of one periodic entry (SET NX EX): whoever sets it enqueues."""
         return f"{self.prefix}gokogeri:periodic:tick:{name}:{tick!r}"
 
+    def started(self, identity: str) -> str:
+        """HASH: processor thread id -> digest of the job it started last; rescue
+        counts only these jobs toward the poison limit (prefetched ones never ran)."""
+        return f"{self.prefix}gokogeri:started:{identity}"
+
     def rescued(self, jid: str) -> str:
-        """How often a job was rescued from a dead node (a poison-pill counter)."""
+        """How often a started job was rescued from a dead node (a poison-pill
+        counter), by jid or, for a payload without one, by its digest."""
         return f"{self.prefix}gokogeri:rescued:{jid}"

@@ -15,10 +15,25 @@ from collections import deque
 from typing import TextIO
 
 LOGGER_NAME = "gokogeri"
+# Longest piece of payload-derived text (class name, jid, error message) put
+# in one log line; a 5 MB class name must not become a 5 MB line.
+MAX_FIELD = 200
 # Lines are written in batches this often (and at once on a terminal); a
 # write per line costs a system call and a GIL hand-off per job.
 FLUSH_INTERVAL = 0.1  # seconds
 FLUSH_LINES = 512
+
+
+def escape(text: object, limit: int = MAX_FIELD) -> str:
+    """Payload-derived text made safe for one log line: control and other
+    non-printable characters escaped (no forged lines, no terminal escapes),
+    cut at ``limit`` characters."""
+    s = text if isinstance(text, str) else str(text)
+    if len(s) > limit:
+        s = s[:limit] + "..."
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -16,18 +16,23 @@ import sys
 import threading
 import time
 import traceback
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
-from gokogeri.fetch import BasicFetch, Fetcher, ReliableFetch
+from gokogeri.errors import NodeCrashedError
+from gokogeri.fetch import BasicFetch, Fetcher
 from gokogeri.heartbeat import BEAT_INTERVAL, Heartbeat, ProcessInfo, make_identity
+from gokogeri.log import escape
 from gokogeri.middleware import ServerChain
 from gokogeri.processor import Pool
 from gokogeri.queues import QueueSet
 from gokogeri.redis import ConnManager
-from gokogeri.rescue import RESCUE_AFTER, Rescuer
+from gokogeri.reliable import ReliableFetch
+from gokogeri.rescue import RESCUE_AFTER, Rescuer, check_rescue_after
 from gokogeri.retry import RetryPolicy
+from gokogeri.runtime import EVENTS, DeathHandler, ErrorHandler, Event, Runtime
 from gokogeri.scheduler import Scheduler
-from gokogeri.worker import Worker
+from gokogeri.worker import Router, Worker, check_worker
 
 FetchMode = Literal["reliable", "basic"]
 
@@ -51,6 +56,18 @@ class Node:
     middleware: the server middleware chain, around every job.
     scheduler: False for nodes that should not move scheduled/retry jobs.
     prefetch: jobs held beyond the running ones; None adapts it to job time.
+    observers: objects told about every finished job (events.py).
+    log_error_details: False keeps error messages and tracebacks (which can
+        quote job data) at DEBUG; failures then log class, jid, error class.
+
+    Hooks, as Sidekiq's: ``node.error_handlers`` (``f(exc, job, ctx)``, every
+    failure), ``node.death_handlers`` (``f(job, exc)``, every job that ran out
+    of retries), ``node.on("startup"|"quiet"|"shutdown"|"heartbeat", f)``. A hook
+    that raises is logged; it never loses or doubles a job.
+
+    ``run()`` raises NodeCrashedError if the node stopped because of a fault in
+    gokogeri itself (after pushing every held job back), so a supervisor sees
+    a failure; ``gokogeri run`` exits non-zero then.
     """
 
     def __init__(
@@ -69,6 +86,8 @@ class Node:
         middleware: ServerChain | None = None,
         scheduler: bool = True,
         prefetch: int | None = None,
+        observers: list[Any] | None = None,
+        log_error_details: bool = True,
     ) -> None:
         if fetch not in ("reliable", "basic"):
             raise ValueError(f"fetch must be 'reliable' or 'basic', got {fetch!r}")
@@ -76,6 +95,10 @@ class Node:
             raise ValueError(f"prefetch must be None (adaptive) or an int >= 0, got {prefetch!r}")
         if heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive")
+        if shutdown_timeout < 0:
+            raise ValueError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
+        if fetch == "reliable":
+            check_rescue_after(rescue_after, heartbeat_interval)
         self.logger = logger
         self.cm = conn_manager
         self.fetch_mode: FetchMode = fetch
@@ -90,9 +113,20 @@ class Node:
         self.run_scheduler = scheduler
         self.prefetch = prefetch
         self.identity = make_identity()
+        self.runtime = Runtime(
+            cm=conn_manager,
+            logger=logger,
+            identity=self.identity,
+            policy=self.retry_policy,
+            timestamp_format=conn_manager.config.timestamp_format,
+            observers=list(observers or []),
+            log_error_details=log_error_details,
+        )
         self._pools: list[Pool] = []
-        self._cancelled = threading.Event()
+        self._cancelled = self.runtime.cancelled
         self._started = False
+        self._hard_stop = threading.Event()
+        self.fatal: BaseException | None = None
         self._quiet = threading.Event()
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
@@ -107,16 +141,19 @@ class Node:
         """Add a pool of ``instances`` threads running ``worker`` on ``queue_set``."""
         if self._started:
             raise RuntimeError("process_queues must be called before run()")
-        if not isinstance(instances, int) or instances < 1:
+        if not isinstance(instances, int) or isinstance(instances, bool) or instances < 1:
             raise ValueError(f"instances must be a positive int, got {instances!r}")
-        if not callable(getattr(worker, "work", None)):
-            raise TypeError(f"{worker!r} is not a Worker: it needs a work(ctx, job) method")
+        check_worker(worker)
+        if not queue_set.names():
+            raise ValueError(f"{queue_set!r} has no queues")
         name = f"pool{len(self._pools)}"
         fetcher: Fetcher
         if self.fetch_mode == "reliable":
-            fetcher = ReliableFetch(
+            reliable = ReliableFetch(
                 self.cm, self.identity, queue_set, instances, self.logger, name, self.prefetch
             )
+            reliable.on_fatal = self._on_fatal
+            fetcher = reliable
         else:
             fetcher = BasicFetch(self.cm, queue_set, self.logger)
         self._pools.append(
@@ -126,15 +163,48 @@ class Node:
                 worker,
                 instances,
                 fetcher,
-                logger=self.logger,
-                identity=self.identity,
+                runtime=self.runtime,
                 middleware=self.middleware,
-                policy=self.retry_policy,
-                timestamp_format=self.cm.config.timestamp_format,
-                cancelled=self._cancelled,
-                on_fatal=lambda e: self._stop_requested.set(),
+                on_fatal=self._on_fatal,
             )
         )
+
+    # --- hooks and observers ---
+
+    @property
+    def error_handlers(self) -> list[ErrorHandler]:
+        return self.runtime.hooks.error_handlers
+
+    @property
+    def death_handlers(self) -> list[DeathHandler]:
+        return self.runtime.hooks.death_handlers
+
+    def on(self, event: Event, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` at a lifecycle event: startup, quiet, shutdown, heartbeat."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+        self.runtime.hooks.lifecycle[event].append(fn)
+
+    def add_observer(self, observer: Any) -> None:
+        if self._started:
+            raise RuntimeError("add observers before run()")
+        self.runtime.observers.append(observer)
+
+    def busy_count(self) -> int:
+        """Jobs running right now, over all pools."""
+        return sum(p.busy_count() for p in self._pools)
+
+    def queues(self) -> list[str]:
+        """Every queue some pool serves, in the order pools were added."""
+        out: list[str] = []
+        for p in self._pools:
+            out += [q for q in p.queue_set.names() if q not in out]
+        return out
+
+    def _on_fatal(self, e: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = e
+        self._stop_requested.set()
 
     @property
     def concurrency(self) -> int:
@@ -162,6 +232,11 @@ class Node:
             if self._stop_requested.wait(0.5):
                 self.stop(self.shutdown_timeout)
         self._stopped.wait()
+        if self.fatal is not None:
+            raise NodeCrashedError(
+                f"the node stopped after an internal error: {type(self.fatal).__name__}: "
+                f"{escape(str(self.fatal))}"
+            ) from self.fatal
 
     def _start(self) -> None:
         log = self.logger
@@ -184,33 +259,29 @@ class Node:
             ],
         )
         log.info(
-            "Starting gokogeri node %s, concurrency %s, %s fetch, redis %s",
+            "Starting gokogeri node %s: queues %s, concurrency %s, %s fetch, redis %s%s",
             self.identity,
+            ",".join(self.queues()),
             self.concurrency,
             self.fetch_mode,
             cfg.redacted_url(),
+            f" namespace {cfg.namespace}" if cfg.namespace else "",
         )
-        self._rescuer = Rescuer(
-            self.cm,
-            log,
-            own_identity=self.identity,
-            policy=self.retry_policy,
-            timestamp_format=cfg.timestamp_format,
-            rescue_after=self.rescue_after,
-        )
+        self._warn_unserved()
         self._heartbeat = Heartbeat(
-            self.cm,
+            self.runtime,
             info,
-            log,
             interval=self.heartbeat_interval,
             busy=self._busy_snapshot,
             counts=self._counts,
             quiet=self._quiet.is_set,
             on_signal=self._on_signal,
-            on_beat=self._rescue,
         )
         self._heartbeat.start()
-        self._rescue()
+        if self.fetch_mode == "reliable":
+            self._rescuer = Rescuer(self.runtime, rescue_after=self.rescue_after)
+            # Its first pass runs before our pools fetch anything.
+            self._rescuer.start(self.heartbeat_interval)
         for pool in self._pools:
             pool.start()
         if self.run_scheduler:
@@ -222,6 +293,31 @@ class Node:
                 poll_interval_average=self.poll_interval_average,
             )
             self._scheduler.start()
+        self.runtime.fire("startup")
+
+    def _warn_unserved(self) -> None:
+        """Say so when a pool can run nothing, or a registered job's queue
+        (generated workers carry QUEUE) is served by no pool."""
+        served = set(self.queues())
+        for pool in self._pools:
+            router = pool.worker if isinstance(pool.worker, Router) else None
+            if router is None:
+                continue
+            if not len(router):
+                self.logger.warning(
+                    "%s serves %s with an empty Router: every job will fail as unknown",
+                    pool.name,
+                    ",".join(pool.queue_set.names()),
+                )
+            for cls, w in router.workers().items():
+                queue = getattr(w, "QUEUE", None)
+                if isinstance(queue, str) and queue not in served:
+                    self.logger.warning(
+                        "jobs of %s go to queue %r, which this node does not serve (-q %s)",
+                        cls,
+                        queue,
+                        queue,
+                    )
 
     def quiet(self) -> None:
         """Stop fetching (prefetched jobs go back); running jobs finish. Heartbeat goes on."""
@@ -233,6 +329,9 @@ class Node:
             pool.quiet()
         if self._scheduler is not None:
             self._scheduler.stop()
+        if self._rescuer is not None:
+            self._rescuer.stop()
+        self.runtime.fire("quiet")
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """Quiet, give running jobs ``timeout`` seconds, then cancel and requeue them.
@@ -249,21 +348,46 @@ class Node:
             log = self.logger
             log.info("Shutting down (timeout %ss)", timeout)
             self.quiet()
-            deadline = time.monotonic() + timeout
-            finished = all(pool.wait(deadline) for pool in self._pools)
+            finished = self._wait_pools(time.monotonic() + timeout)
             if not finished:
                 self._cancelled.set()
-                n = sum(pool.abandon_running() for pool in self._pools)
-                log.warning("Grace period over: pushed %s unfinished jobs back to their queues", n)
+            # Also collects the job of a processor that died of an internal fault.
+            n = self._abandon()
+            if n:
+                log.warning("Pushed %s unfinished jobs back to their queues", n)
+            if not finished:
                 grace = time.monotonic() + CANCEL_GRACE
                 for pool in self._pools:
                     pool.wait(grace)
             for pool in self._pools:
-                pool.fetcher.close()
+                try:
+                    pool.fetcher.close()
+                except Exception:
+                    log.exception("closing %s's fetcher failed", pool.name)
+                pool.close()
             if self._heartbeat is not None:
                 self._heartbeat.stop()
+            self.runtime.fire("shutdown")
             self._stopped.set()
             log.info("Bye!")
+
+    def _wait_pools(self, deadline: float) -> bool:
+        """Wait for running jobs until ``deadline`` or a hard stop; True if all finished."""
+        while True:
+            step = min(deadline, time.monotonic() + 0.1)
+            if all(pool.wait(step) for pool in self._pools):
+                return True
+            if time.monotonic() >= deadline or self._hard_stop.is_set():
+                return False
+
+    def _abandon(self) -> int:
+        n = 0
+        for pool in self._pools:
+            try:
+                n += pool.abandon_running()
+            except Exception:
+                self.logger.exception("could not push %s's running jobs back", pool.name)
+        return n
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
@@ -294,8 +418,14 @@ class Node:
         elif signal == "TTIN":
             self.dump_threads()
 
-    def request_stop(self) -> None:
-        """Ask run() to stop, as TERM does (safe from a signal handler)."""
+    def request_stop(self, hard: bool = False) -> None:
+        """Ask run() to stop, as TERM does (safe from a signal handler).
+
+        ``hard``: end the grace period now (a second Ctrl-C): running jobs are
+        cancelled and pushed back to their queues at once.
+        """
+        if hard:
+            self._hard_stop.set()
         self._stop_requested.set()
 
     def dump_threads(self) -> None:
@@ -305,11 +435,3 @@ class Node:
             if frame is not None:
                 stack = "".join(traceback.format_stack(frame))
                 self.logger.warning("Thread %s\n%s", t.name, stack)
-
-    def _rescue(self) -> None:
-        if self.fetch_mode != "reliable" or self._rescuer is None or self._quiet.is_set():
-            return
-        try:
-            self._rescuer.run_once()
-        except Exception:
-            self.logger.exception("rescuing orphaned jobs failed")

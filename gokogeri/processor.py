@@ -2,8 +2,16 @@
 and Processor).
 
 Each processor takes a fetched job, decodes it, runs the server middleware
-chain around the worker, then acknowledges it (success) or settles it into the
-retry or dead set (failure), following Sidekiq's rules in retry.py.
+chain around the worker (on the pool's event loop for async workers), then
+acknowledges it (success) or settles it into the retry or dead set (failure),
+following Sidekiq's rules in retry.py and the worker's hooks.
+
+Nothing a job does or carries may stop a processor: any exception a job
+raises (SystemExit and KeyboardInterrupt included) is a job failure, and a
+payload that cannot be decoded, or a failed job that cannot be re-encoded to
+record its failure, goes to the dead set with the reason and its raw bytes.
+Anything else that escapes is a fault in gokogeri itself: the pool reports it
+and the node stops, pushes held jobs back and exits non-zero.
 """
 
 from __future__ import annotations
@@ -12,20 +20,28 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
+import redis as redispy
+
 from gokogeri import jsonc
+from gokogeri.aio import LoopThread
 from gokogeri.errors import InvalidPayloadError
+from gokogeri.events import JobEvent, Status
 from gokogeri.fetch import Fetcher, UnitOfWork
-from gokogeri.job import Job, TimestampFormat
-from gokogeri.log import JobLog
+from gokogeri.job import Job
+from gokogeri.log import JobLog, escape
 from gokogeri.middleware import ServerChain
 from gokogeri.queues import QueueSet
-from gokogeri.retry import Outcome, RetryPolicy, error_class_name, failure_outcome
-from gokogeri.worker import Context, Worker
+from gokogeri.retry import Outcome, error_class_name, failure_outcome
+from gokogeri.runtime import Runtime
+from gokogeri.worker import Context, Router, Worker, dispatch_name, is_async
 
 # How long an idle processor waits for work before re-checking for shutdown.
 RETRIEVE_TIMEOUT = 0.5
+# Exceptions that mean a value could not be encoded (or decoded) as JSON.
+CODEC_ERRORS = (ValueError, TypeError, RecursionError, UnicodeError, OverflowError)
 
 
 def thread_tid() -> str:
@@ -62,12 +78,8 @@ class Pool:
         instances: int,
         fetcher: Fetcher,
         *,
-        logger: logging.Logger,
-        identity: str,
+        runtime: Runtime,
         middleware: ServerChain,
-        policy: RetryPolicy,
-        timestamp_format: TimestampFormat,
-        cancelled: threading.Event,
         on_fatal: Callable[[BaseException], None],
     ) -> None:
         self.name = name
@@ -75,16 +87,16 @@ class Pool:
         self.worker = worker
         self.instances = instances
         self.fetcher = fetcher
-        self._log = logger
-        self._identity = identity
+        self._rt = runtime
+        self._log = runtime.logger
         self._middleware = middleware
-        self._policy = policy
-        self._fmt = timestamp_format
-        self._cancelled = cancelled
         self._on_fatal = on_fatal
-        self._joblog = JobLog(logger)
+        self._joblog = JobLog(runtime.logger)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._router = worker if isinstance(worker, Router) else None
+        needs_loop = is_async(worker) or (self._router is not None and self._router.has_async())
+        self._loop = LoopThread(f"{name}-loop") if needs_loop else None
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
         # Per-thread counters, summed by the heartbeat: no lock on the hot path.
@@ -94,6 +106,8 @@ class Pool:
     # --- lifecycle ---
 
     def start(self) -> None:
+        if self._loop is not None:
+            self._loop.start()
         self.fetcher.start()
         for i in range(self.instances):
             t = threading.Thread(target=self._run, name=f"{self.name}-p{i}", daemon=True)
@@ -112,17 +126,26 @@ class Pool:
         return not any(t.is_alive() for t in self._threads)
 
     def abandon_running(self) -> int:
-        """Hard shutdown: push every still-running job back to its queue."""
+        """Hard shutdown: push every still-running job back to its queue and
+        cancel running coroutines. Also collects the job of a processor that
+        died of an internal fault."""
         running = [b.uow for b in list(self.busy.values())]
         if running:
             self.fetcher.requeue(running)
+        if self._loop is not None:
+            self._loop.cancel_all()
         return len(running)
 
-    def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+    def close(self) -> None:
+        """After the processors are done: stop the event loop."""
+        if self._loop is not None:
+            self._loop.stop()
 
     def counts(self) -> tuple[int, int]:
         return sum(self._processed.values()), sum(self._failed.values())
+
+    def busy_count(self) -> int:
+        return len(self.busy)
 
     # --- the processor loop ---
 
@@ -137,37 +160,40 @@ class Pool:
                 uow = retrieve(RETRIEVE_TIMEOUT)
                 if uow is not None:
                     self._process(tid, uow)
-        except BaseException as e:  # a bug in gokogeri itself, not in a job
-            self._log.exception("processor %s crashed", tid)
+        except BaseException as e:  # a bug in gokogeri itself, never a job's exception
+            self._log.critical("processor %s crashed: internal error", tid, exc_info=True)
             self._on_fatal(e)
 
     def _process(self, tid: str, uow: UnitOfWork) -> None:
         try:
             job = Job.decode(uow.payload)
         except InvalidPayloadError as e:
-            self._bury_invalid(uow, e)
-            self._processed[tid] += 1
-            self._failed[tid] += 1
+            self._bury_invalid(tid, uow, str(e))
             return
         log = self._log
         joblog = self._joblog
         info = joblog.enabled()
         queue = uow.queue
         self.busy[tid] = Busy(queue, uow.payload, int(time.time()), uow)
-        ctx = Context(self._cancelled, log, self._identity, queue)
+        ctx = Context(self._rt.cancelled, log, self._rt.identity, queue)
         kv = ""
+        if info or log.isEnabledFor(logging.WARNING):
+            kv = f"class={escape(dispatch_name(job))} jid={escape(job.jid or '')}"
         if info:
-            kv = f"class={job.class_name} jid={job.jid}"
             joblog.line(kv, "start")
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("args %r", job.args, extra={"kv_text": kv})
+            log.debug("args %s", escape(repr(job.args), 2000), extra={"kv_text": kv})
+        self.fetcher.starting(tid, uow)
+        worker: Worker | None = None
         started = time.perf_counter()
         try:
+            worker = self._router.resolve(job) if self._router is not None else self.worker
+            run = self._runner(worker, ctx, job)
             if len(self._middleware):
-                self._middleware.invoke((ctx, job, queue), lambda: self.worker.work(ctx, job))
+                self._middleware.invoke((ctx, job, queue), run)
             else:
-                self.worker.work(ctx, job)
-        except Exception as exc:
+                run()
+        except BaseException as exc:  # SystemExit/KeyboardInterrupt from a job are failures too
             elapsed = time.perf_counter() - started
             self._failed[tid] += 1
             self._processed[tid] += 1
@@ -176,10 +202,9 @@ class Pool:
             if uow.abandoned:
                 return  # pushed back by a hard shutdown; it runs again elsewhere
             if info:
-                # The message can quote arguments, so INFO carries only the class.
                 joblog.line(f"{kv} elapsed={elapsed:.3f}", f"fail: {error_class_name(exc)}")
-            log.debug("error: %s", _short(exc), extra={"kv_text": kv})
-            self._settle_failure(uow, job, exc)
+            self._log_failure(kv, exc)
+            self._fail(tid, uow, job, exc, worker, ctx, elapsed)
             return
         elapsed = time.perf_counter() - started
         self._processed[tid] += 1
@@ -190,50 +215,138 @@ class Pool:
         self.fetcher.acknowledge(uow)
         if info:
             joblog.line(f"{kv} elapsed={elapsed:.3f}", "done")
+        if self._rt.observers:
+            self._rt.notify(JobEvent(job, queue, dispatch_name(job), "done", elapsed))
 
-    def _settle_failure(self, uow: UnitOfWork, job: Job, exc: BaseException) -> None:
-        outcome = failure_outcome(job, exc, self._policy, self._fmt)
+    def _runner(self, worker: Worker, ctx: Context, job: Job) -> Callable[[], object]:
+        if is_async(worker):
+            loop = self._loop
+            if loop is None:  # a worker swapped in after the pool was built
+                raise RuntimeError(f"{worker!r} is async but this pool has no event loop")
+            return lambda: loop.run(worker.work(ctx, job))
+        return lambda: worker.work(ctx, job)
+
+    def _log_failure(self, kv: str, exc: BaseException) -> None:
+        """Sidekiq's default error handler: message and backtrace at WARN, unless
+        the node keeps error details (which can quote job data) out of logs."""
+        log = self._log
+        head = f"{error_class_name(exc)}"
+        if self._rt.log_error_details:
+            if log.isEnabledFor(logging.WARNING):
+                tb = "".join(traceback.format_exception(exc))
+                log.warning(
+                    "%s: %s\n%s", head, escape(str(exc), 1000), escape_tb(tb),
+                    extra={"kv_text": kv},
+                )
+            return
+        log.warning("%s (details at DEBUG)", head, extra={"kv_text": kv})
+        if log.isEnabledFor(logging.DEBUG):
+            tb = "".join(traceback.format_exception(exc))
+            log.debug("%s: %s\n%s", head, escape(str(exc), 1000), escape_tb(tb), extra={"kv_text": kv})
+
+    def _fail(
+        self,
+        tid: str,
+        uow: UnitOfWork,
+        job: Job,
+        exc: BaseException,
+        worker: Worker | None,
+        ctx: Context,
+        elapsed: float,
+    ) -> None:
+        rt = self._rt
+        retry_in = getattr(worker, "retry_in", None) if worker is not None else None
         try:
-            self.fetcher.settle(uow, outcome, self._policy)
-        except Exception:
-            # Redis is down: the job stays in the working list (crash-safe fetch)
-            # and comes back when the node restarts or is rescued.
-            self._log.exception("could not record failure of jid=%s", job.jid)
+            outcome = failure_outcome(
+                job,
+                exc,
+                rt.policy,
+                rt.timestamp_format,
+                retry_in=retry_in,
+                on_hook_error=lambda e: self._log.error(
+                    "retry_in hook raised %s; using the default backoff",
+                    error_class_name(e),
+                    exc_info=e,
+                ),
+            )
+            if outcome.exhausted and worker is not None:
+                hook = getattr(worker, "retries_exhausted", None)
+                if hook is not None and rt.call("retries_exhausted hook", hook, job.copy(), exc) == "discard":
+                    outcome = Outcome("drop")
+            if outcome.payload is not None:
+                outcome.payload.encode("utf-8")  # lone surrogates fail here, not in redis-py
+        except CODEC_ERRORS as e:
+            # The job decoded but cannot be written back (e.g. a worker put a
+            # non-JSON value in it): keep its original bytes in the dead set.
+            self._bury_invalid(tid, uow, f"could not record the failure of this job: {e}", counted=True)
+            return
+        if not self._settle(uow, outcome, job):
             return
         if outcome.action == "dead":
             self._log.warning(
                 "Adding dead %s job %s",
-                job.class_name,
-                job.jid,
-                extra={"kv": {"queue": outcome.queue}},
+                escape(dispatch_name(job)),
+                escape(job.jid or ""),
+                extra={"kv": {"queue": escape(outcome.queue)}},
             )
-        elif outcome.action == "drop":
-            self._log.warning(
-                "dropped %s job %s (retry: false or dead: false)", job.class_name, job.jid
-            )
+        rt.job_failed(exc, job, ctx)
+        if outcome.exhausted:
+            rt.job_died(job, exc)
+        if rt.observers:
+            status: Status = outcome.action
+            rt.notify(JobEvent(job, uow.queue, dispatch_name(job), status, elapsed, exc))
 
-    def _bury_invalid(self, uow: UnitOfWork, err: InvalidPayloadError) -> None:
-        """A payload that is not a job goes to the dead set as Sidekiq does (it
-        keeps the raw string: there is no job to annotate). JSON objects get
-        the error fields so the Web UI says what is wrong."""
-        payload = uow.payload.decode("utf-8", errors="replace")
+    def _settle(self, uow: UnitOfWork, outcome: Outcome, job: Job | None) -> bool:
         try:
-            fields = jsonc.loads(uow.payload)
-        except ValueError:
-            fields = None
+            self.fetcher.settle(uow, outcome, self._rt.policy)
+        except redispy.RedisError as e:
+            # The job stays in the working list (crash-safe fetch) and comes
+            # back when the node restarts or is rescued.
+            self._log.error(
+                "could not record the failure of jid=%s: %s",
+                escape(job.jid or "") if job is not None else "?",
+                e,
+            )
+            return False
+        return True
+
+    def _bury_invalid(self, tid: str, uow: UnitOfWork, reason: str, counted: bool = False) -> None:
+        """A payload that is not a job goes to the dead set as Sidekiq does (it
+        keeps the raw bytes: there is no job to annotate). JSON objects get the
+        error fields so the Web UI says what is wrong."""
+        if not counted:
+            self._processed[tid] += 1
+            self._failed[tid] += 1
+        payload = dead_payload(uow.payload, reason)
+        # The reason can quote payload values: it goes to the dead set, not to the log.
+        self._log.error(
+            "invalid job payload (%s bytes) on queue %s sent to the dead set; "
+            "its error_message says why",
+            len(uow.payload),
+            escape(uow.queue),
+        )
+        outcome = Outcome("dead", payload, time.time(), uow.queue)
+        if self._settle(uow, outcome, None) and self._rt.observers:
+            self._rt.notify(JobEvent(None, uow.queue, "", "invalid", 0.0))
+
+
+def dead_payload(raw: bytes, reason: str) -> str:
+    """What the dead set keeps for a payload that cannot be handled: a JSON
+    object gets error_class/error_message added, anything else is kept as
+    the raw text (invalid UTF-8 replaced), exactly as it arrived."""
+    try:
+        fields = jsonc.loads(raw)
         if isinstance(fields, dict):
             fields["error_class"] = "InvalidPayloadError"
-            fields["error_message"] = str(err)
-            payload = jsonc.dumps(fields)
-        self._log.error("invalid job payload on queue %s sent to the dead set: %s", uow.queue, err)
-        outcome = Outcome("dead", payload, time.time(), uow.queue)
-        try:
-            self.fetcher.settle(uow, outcome, self._policy)
-        except Exception:
-            self._log.exception("could not bury an invalid payload")
+            fields["error_message"] = reason[:10_000]
+            text = jsonc.dumps(fields)
+            text.encode("utf-8")  # a lone surrogate decodes but cannot be written
+            return text
+    except CODEC_ERRORS:
+        pass
+    return raw.decode("utf-8", errors="replace")
 
 
-def _short(exc: BaseException) -> str:
-    # Exception messages can quote arguments; keep the line bounded.
-    msg = str(exc)
-    return msg if len(msg) <= 200 else msg[:200] + "..."
+def escape_tb(tb: str) -> str:
+    """A traceback keeps its line breaks; any other control character is escaped."""
+    return "\n".join(escape(line, 2000) for line in tb.rstrip("\n").split("\n"))

@@ -1,3 +1,6 @@
+#!lua flags=allow-oom
+-- allow-oom: moving and settling jobs must work on a full Redis, or it
+-- could never be drained (scripts.py strips the flag for Redis < 7).
 -- Put jobs a node holds back at the front of their queues: each moves only if
 -- it is still in the working list, so two nodes rescuing the same list, or a
 -- late acknowledgement, can never push a job twice.

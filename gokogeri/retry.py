@@ -11,6 +11,14 @@
   base64 of a zlib stream of a JSON array: every Sidekiq from 6.0 reads that.
 - Exhausted (retry_count >= max): dead set, unless ``dead: false``.
 
+Hooks, as Sidekiq 7/8's ``sidekiq_retry_in``: a worker's ``retry_in(count, exc,
+job)`` may return seconds (jitter is still added, as Sidekiq does), ``"kill"``
+(dead now, counted as exhausted) or ``"discard"`` (dropped); None, a value
+that is not a positive number, or a hook that raises falls back to the default
+backoff. An exhausted job (``Outcome.exhausted``) is then offered to the
+worker's ``retries_exhausted`` hook and the node's death handlers by the
+processor.
+
 This module only computes the outcome; ``processor`` writes it to Redis in the
 same transaction that acknowledges the job, so a crash never loses or doubles it.
 """
@@ -23,6 +31,7 @@ import random
 import time
 import traceback
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +43,6 @@ from gokogeri.job import (
     stamp_format,
     stamp_to_seconds,
 )
-from gokogeri.keys import Keys
 
 # Sidekiq's defaults for trimming the dead set (config.rb).
 DEAD_MAX_JOBS = 10_000
@@ -77,15 +85,26 @@ class Outcome:
     payload: str | None = None  # the rewritten job, for "retry" and "dead"
     score: float = 0.0  # retry-at for "retry", time of death for "dead"
     queue: str = ""
+    # Retries are used up (or retry_in said "kill"): the retries_exhausted hook
+    # and the death handlers run, as in Sidekiq's retries_exhausted.
+    exhausted: bool = False
+
+
+# A worker's retry_in hook, bound to the worker: (count, exc, job) -> decision.
+RetryInHook = Callable[[int, BaseException, Job], Any]
+
+
+def jitter(count: int, compat: Compat, rng: random.Random | None = None) -> float:
+    """Sidekiq's random spread added to every retry delay."""
+    r = rng or random
+    if compat != "8":
+        return r.randrange(10) * (count + 1)
+    return r.randrange(10 * (count + 1))
 
 
 def backoff(count: int, compat: Compat, rng: random.Random | None = None) -> float:
     """Seconds until retry number ``count + 1`` (``count`` = the new retry_count)."""
-    r = rng or random
-    base = count**4 + 15
-    if compat != "8":
-        return base + r.randrange(10) * (count + 1)
-    return base + r.randrange(10 * (count + 1))
+    return count**4 + 15 + jitter(count, compat, rng)
 
 
 def error_class_name(exc: BaseException) -> str:
@@ -121,8 +140,14 @@ def failure_outcome(
     fmt: TimestampFormat,
     now: float | None = None,
     rng: random.Random | None = None,
+    retry_in: RetryInHook | None = None,
+    on_hook_error: Callable[[BaseException], None] | None = None,
 ) -> Outcome:
-    """Apply Sidekiq's retry rules to a failed ``job`` (which is changed in place)."""
+    """Apply Sidekiq's retry rules to a failed ``job`` (which is changed in place).
+
+    ``retry_in`` is the worker's hook; if it raises, ``on_hook_error`` gets the
+    exception and the default backoff applies (Sidekiq logs and does the same).
+    """
     retry = job.fields.get("retry", True)
     if retry is False or retry is None:
         return Outcome("drop")
@@ -157,11 +182,39 @@ def failure_outcome(
         expired = first_failure + window < t
         exhausted = expired if policy.compat == "8" else exhausted or expired
     if not exhausted:
-        delay = backoff(count, policy.compat, rng)
-        return Outcome("retry", job.encode(), t + delay, queue)
+        decision = _ask_retry_in(retry_in, count, exc, job, on_hook_error)
+        if decision == "discard":
+            return Outcome("drop")
+        if decision != "kill":
+            delay = decision if decision is not None else count**4 + 15
+            return Outcome("retry", job.encode(), t + delay + jitter(count, policy.compat, rng), queue)
     if fields.get("dead") is False:
-        return Outcome("drop")
-    return Outcome("dead", job.encode(), t, queue)
+        return Outcome("drop", exhausted=True)
+    return Outcome("dead", job.encode(), t, queue, exhausted=True)
+
+
+def _ask_retry_in(
+    hook: RetryInHook | None,
+    count: int,
+    exc: BaseException,
+    job: Job,
+    on_error: Callable[[BaseException], None] | None,
+) -> float | Literal["kill", "discard"] | None:
+    """The hook's decision, read as Sidekiq's delay_for reads it: a positive
+    number of seconds, "kill", "discard", or None for the default."""
+    if hook is None:
+        return None
+    try:
+        rv = hook(count, exc, job.copy())
+    except Exception as e:
+        if on_error is not None:
+            on_error(e)
+        return None
+    if rv in ("kill", "discard"):
+        return rv  # type: ignore[no-any-return]  # one of the two literals
+    if isinstance(rv, (int, float)) and not isinstance(rv, bool) and rv >= 1:
+        return float(int(rv))  # Ruby's rv.to_i
+    return None
 
 
 def _message(exc: BaseException) -> str:
@@ -169,11 +222,3 @@ def _message(exc: BaseException) -> str:
     if not msg and exc.args == ():
         msg = error_class_name(exc)
     return msg[:MAX_ERROR_MESSAGE]
-
-
-def dead_commands(keys: Keys, policy: RetryPolicy, now: float) -> list[tuple[Any, ...]]:
-    """The trim that follows every ZADD to the dead set, as Sidekiq's DeadSet#kill does."""
-    return [
-        ("ZREMRANGEBYSCORE", keys.dead, "-inf", repr(now - policy.dead_timeout)),
-        ("ZREMRANGEBYRANK", keys.dead, 0, -policy.dead_max_jobs),
-    ]

@@ -1,3 +1,6 @@
+#!lua flags=allow-oom
+-- allow-oom: moving and settling jobs must work on a full Redis, or it
+-- could never be drained (scripts.py strips the flag for Redis < 7).
 -- Record a failed job's outcome and acknowledge it atomically: the job leaves
 -- the working list and enters the retry or dead set in one step, or neither
 -- happens. Without a working list (BRPOP fetch) KEYS[1] is an unused key.

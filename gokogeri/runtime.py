@@ -1,0 +1,92 @@
+"""What every part of a running node shares (Sidekiq's Component): the
+connection manager, logger, identity, retry policy, hooks and observers.
+
+Fetchers, processors, the scheduler, the rescuer and the heartbeat take one
+Runtime instead of the same five constructor arguments each, and every user
+callback (error/death handlers, lifecycle events, observers) is called through
+it, so a hook that raises is logged the same way everywhere and never reaches
+the code that called it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gokogeri.events import JobEvent
+from gokogeri.job import Job, TimestampFormat
+from gokogeri.log import escape
+from gokogeri.redis import ConnManager
+from gokogeri.retry import RetryPolicy
+from gokogeri.worker import Context
+
+# Sidekiq's lifecycle events (config.on(:startup) ...), plus every heartbeat.
+Event = Literal["startup", "quiet", "shutdown", "heartbeat"]
+EVENTS: tuple[Event, ...] = ("startup", "quiet", "shutdown", "heartbeat")
+
+ErrorHandler = Callable[[BaseException, Job | None, Context], Any]
+DeathHandler = Callable[[Job, BaseException], Any]
+
+
+@dataclass
+class Hooks:
+    """Node-wide callbacks, as Sidekiq's config.error_handlers, death_handlers
+    and config.on(event)."""
+
+    error_handlers: list[ErrorHandler] = field(default_factory=list)
+    death_handlers: list[DeathHandler] = field(default_factory=list)
+    lifecycle: dict[str, list[Callable[[], Any]]] = field(
+        default_factory=lambda: {e: [] for e in EVENTS}
+    )
+
+
+@dataclass
+class Runtime:
+    cm: ConnManager
+    logger: logging.Logger
+    identity: str
+    policy: RetryPolicy
+    timestamp_format: TimestampFormat
+    hooks: Hooks = field(default_factory=Hooks)
+    observers: list[Any] = field(default_factory=list)
+    # False: error messages and tracebacks (which can quote job data) go to
+    # DEBUG only; WARN lines then carry class, jid and error class.
+    log_error_details: bool = True
+    # Set when the shutdown grace period is over (ctx.cancelled).
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call a user hook; an exception is logged with its traceback and
+        swallowed (None is returned), so a hook never loses or doubles a job."""
+        try:
+            return fn(*args)
+        except Exception:
+            self.logger.exception("%s %s raised", what, escape(getattr(fn, "__qualname__", fn)))
+            return None
+
+    def fire(self, event: Event) -> None:
+        for fn in list(self.hooks.lifecycle.get(event, ())):
+            self.call(f"{event} hook", fn)
+
+    def job_failed(self, exc: BaseException, job: Job | None, ctx: Context) -> None:
+        for handler in list(self.hooks.error_handlers):
+            self.call("error handler", handler, exc, job, ctx)
+
+    def job_died(self, job: Job, exc: BaseException) -> None:
+        for handler in list(self.hooks.death_handlers):
+            self.call("death handler", handler, job, exc)
+
+    def notify(self, event: JobEvent) -> None:
+        for obs in self.observers:
+            fn = getattr(obs, "job_finished", None)
+            if fn is not None:
+                self.call("observer", fn, event)
+
+    def observers_beat(self, method: Literal["beat", "close"]) -> None:
+        for obs in self.observers:
+            fn = getattr(obs, method, None)
+            if fn is not None:
+                self.call(f"observer {method}", fn, self.cm.client)

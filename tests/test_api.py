@@ -75,7 +75,7 @@ def test_dead_lists_garbage_instead_of_raising(cm: gredis.ConnManager, redis_url
     assert api.stats().queues == {"default": len(GARBAGE)}
     assert [q.size for q in api.queues()] == [len(GARBAGE)]
     # Garbage cannot be retried (no queue), can be deleted.
-    some = [e for e in api.dead() if e.garbage][0]
+    some = next(e for e in api.dead() if e.garbage)
     assert some.retry() is False
     assert api.dead_set.delete_garbage() == len(GARBAGE)
     assert [e.jid for e in api.dead()] == [jid]
@@ -91,7 +91,14 @@ def test_stats_and_history_match_sidekiq_stats(cm: gredis.ConnManager, redis_url
     rb(redis_url, "seed", "scheduled", "1", "RecordJob", "default")
     r = cm.client
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    r.mset({"stat:processed": 42, "stat:failed": 7, f"stat:processed:{day}": 5, f"stat:failed:{day}": 1})
+    r.mset(
+        {
+            "stat:processed": 42,
+            "stat:failed": 7,
+            f"stat:processed:{day}": 5,
+            f"stat:failed:{day}": 1,
+        }
+    )
     ruby = rb(redis_url, "stats")
     s = Api(cm).stats()
     assert (s.processed, s.failed) == (ruby["processed"], ruby["failed"]) == (42, 7)
@@ -268,15 +275,25 @@ def test_work_in_progress_matches_ruby_workset(cm: gredis.ConnManager, redis_url
     assert w.job is not None and w.job.jid == jid and w.queue == "python"
     assert w.run_at > time.time() - 60
     [rw] = ruby
-    assert (rw["process"], rw["thread"], rw["jid"], rw["queue"]) == (w.identity, w.thread, jid, "python")
+    assert (rw["process"], rw["thread"], rw["jid"], rw["queue"]) == (
+        w.identity,
+        w.thread,
+        jid,
+        "python",
+    )
 
 
 def test_garbage_in_process_and_work_hashes_is_listed(cm: gredis.ConnManager) -> None:
     r: redispy.Redis = cm.client
     r.sadd(cm.keys.processes, "host:1:abc", "host:2:def")
     r.hset("host:1:abc", mapping={"info": "{not json", "busy": "x", "beat": "soon"})
-    r.hset("host:2:def", mapping={"info": json.dumps({"hostname": "h", "concurrency": 3}), "busy": 1})
-    r.hset("host:2:def:work", mapping={"t1": "garbage", "t2": json.dumps({"queue": "q", "payload": "[]", "run_at": 1})})
+    r.hset(
+        "host:2:def", mapping={"info": json.dumps({"hostname": "h", "concurrency": 3}), "busy": 1}
+    )
+    r.hset(
+        "host:2:def:work",
+        mapping={"t1": "garbage", "t2": json.dumps({"queue": "q", "payload": "[]", "run_at": 1})},
+    )
     api = Api(cm)
     procs = {p.identity: p for p in api.processes()}
     assert procs["host:1:abc"].reason and procs["host:1:abc"].busy == 0

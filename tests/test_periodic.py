@@ -122,7 +122,12 @@ def test_a_ruby_sidekiq_runs_the_periodic_job(cm: gredis.ConnManager, redis_url:
         "q = Sidekiq::Queue.new('ruby'); j = q.first; puts JSON.generate([q.size, j.klass, j.args, j.jid])",
         redis_url,
     )
-    assert json.loads(out) == [1, "RecordJob", [1, "periodic"], tick_jid(entry.name, entry.next_run)]
+    assert json.loads(out) == [
+        1,
+        "RecordJob",
+        [1, "periodic"],
+        tick_jid(entry.name, entry.next_run),
+    ]
     assert (RUBY_DIR / "jobs.rb").exists()
 
 

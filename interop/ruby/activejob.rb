@@ -14,9 +14,6 @@
 # Every job records what it got to the Redis list aj:done (one JSON object per perform):
 #   {"job": class, "job_id", "jid", "executions", "ok": true|false, "problems": [...],
 #    "received": [inspect of each argument], "kwargs": {name: inspect}, "rails": version}
-OUT = STDOUT.dup
-STDOUT.reopen(STDERR) if $PROGRAM_NAME == __FILE__ # Sidekiq 7/8 log to stdout; keep it for JSON
-
 require "json"
 require "bigdecimal"
 require "date"
@@ -154,7 +151,17 @@ module AjInterop
 end
 
 Sidekiq.configure_client { |config| config.redis = { url: AjInterop::REDIS_URL } }
-Sidekiq.configure_server { |config| config.redis = { url: AjInterop::REDIS_URL } }
+Sidekiq.configure_server do |config|
+  config.redis = { url: AjInterop::REDIS_URL }
+  # gokogeri's host tests cannot wait out the poller's default 5 s (interop's jobs.rb sets its own).
+  if (poll = ENV["SIDEKIQ_POLL_INTERVAL"])
+    if config.respond_to?(:[]=)
+      config[:poll_interval_average] = Float(poll) # 7.x, 8.x
+    else
+      Sidekiq.options[:poll_interval_average] = Float(poll) # 6.x
+    end
+  end
+end
 GlobalID.app = "gokogeri"
 # What a Rails app has by default (config.time_zone = "UTC"): TimeWithZone needs a Time.zone.
 Time.zone_default = Time.find_zone!("UTC") # Time.zone= would be per thread
@@ -196,22 +203,29 @@ module AjInterop
   JOBS = { "AjSampleJob" => AjSampleJob, "AjRecordJob" => AjRecordJob, "AjFailJob" => AjFailJob }.freeze
 end
 
-if $PROGRAM_NAME == __FILE__
-  case ARGV[0]
-  when "info"
-    adapter = ActiveJob::Base.queue_adapter
-    wrapper = defined?(Sidekiq::ActiveJob::Wrapper) ? "Sidekiq::ActiveJob::Wrapper" : "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
-    OUT.puts JSON.generate("rails" => AjInterop::RAILS, "sidekiq" => Sidekiq::VERSION,
-                           "adapter" => adapter.class.name, "wrapper" => wrapper, "ruby" => RUBY_VERSION)
-  when "enqueue"
-    klass = AjInterop::JOBS.fetch(ARGV.fetch(1))
-    options = { queue: ARGV.fetch(2) }
-    options[:wait] = Float(ARGV[3]).seconds if ARGV[3] && Float(ARGV[3]) > 0
-    args, kwargs = ARGV[4] ? [JSON.parse(ARGV[4]), {}] : AjInterop.sample
-    job = klass.set(**options).perform_later(*args, **kwargs)
-    OUT.puts JSON.generate("job_id" => job.job_id, "provider_job_id" => job.provider_job_id,
-                           "rails" => AjInterop::RAILS, "sidekiq" => Sidekiq::VERSION)
-  else
-    abort "usage: #{$PROGRAM_NAME} info | enqueue JOB QUEUE [WAIT] [ARGS_JSON]"
+module AjInterop
+  # The command line (see the top of this file); `out` gets the JSON.
+  def self.main(argv)
+    # Sidekiq 7/8 log to stdout even in a client-only script: keep the real stdout for JSON.
+    out = STDOUT.dup
+    STDOUT.reopen(STDERR)
+    case argv[0]
+    when "info"
+      wrapper = defined?(Sidekiq::ActiveJob::Wrapper) ? "Sidekiq::ActiveJob::Wrapper" : "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
+      out.puts JSON.generate("rails" => RAILS, "sidekiq" => Sidekiq::VERSION, "wrapper" => wrapper,
+                             "adapter" => ActiveJob::Base.queue_adapter.class.name, "ruby" => RUBY_VERSION)
+    when "enqueue"
+      klass = JOBS.fetch(argv.fetch(1))
+      options = { queue: argv.fetch(2) }
+      options[:wait] = Float(argv[3]).seconds if argv[3] && Float(argv[3]) > 0
+      args, kwargs = argv[4] ? [JSON.parse(argv[4]), {}] : sample
+      job = klass.set(**options).perform_later(*args, **kwargs)
+      out.puts JSON.generate("job_id" => job.job_id, "provider_job_id" => job.provider_job_id,
+                             "rails" => RAILS, "sidekiq" => Sidekiq::VERSION)
+    else
+      abort "usage: #{$PROGRAM_NAME} info | enqueue JOB QUEUE [WAIT] [ARGS_JSON]"
+    end
   end
 end
+
+AjInterop.main(ARGV) if $PROGRAM_NAME == __FILE__

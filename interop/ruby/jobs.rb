@@ -137,3 +137,13 @@ module Interop
     "NoopJob" => NoopJob, "HandOffJob" => HandOffJob,
   }.freeze
 end
+
+# ActiveJob interop (activejob.rb: AjSampleJob, AjRecordJob, AjFailJob) where the image has
+# Debian's ruby-activejob; without it the rest of the suite runs as before.
+begin
+  require "active_job"
+rescue LoadError
+  nil
+else
+  require_relative "activejob"
+end

@@ -10,7 +10,6 @@ that fits the work done, the histogram in the buckets the sleeps fall into.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -18,16 +17,13 @@ import time
 from typing import Any
 
 import pytest
-import redis as redispy
 from harness import INTEROP_DIR, ContainerEnv, InteropEnv, wait_for
 from pynode import PythonJobError, running
 from webui import Browser, screenshot
 
 import gokogeri
 from gokogeri import redis as gredis
-from gokogeri.events import JobEvent, Status
 from gokogeri.metrics import BUCKET_BOUNDS_MS, SidekiqMetrics
-from gokogeri.middleware import ServerChain
 
 N, F = 12, 4  # jobs per side, of which failing
 SLEEP = 0.05  # seconds per successful run: 50 ms, histogram bucket 3 (45 <= ms < 65)
@@ -80,38 +76,13 @@ def run_python_side(sk: InteropEnv) -> None:
                          retry=False)
             for i in range(N)
         ]  # fmt: skip
-        with running(sk, ["python"], router, **_observing(metrics, sk.redis_url)):
+        with running(sk, ["python"], router, observers=[metrics]):
             gokogeri.Enqueuer(cm).enqueue_bulk(jobs)
             wait_for(lambda: cm.client.llen("queue:python") == 0, 30, "the node to fetch")
             # Every run is counted once flushed; the node flushes at each beat and at stop.
             wait_for(lambda: _counted(sk, PY_CLASS) == N, 30, "Python's runs in the metrics")
     finally:
         cm.close()
-
-
-def _observing(metrics: SidekiqMetrics, url: str) -> dict[str, Any]:
-    """Node(observers=[metrics]); until the node takes observers (TEMPORARY), the same
-    events from a server middleware that flushes after each job."""
-    if "observers" in inspect.signature(gokogeri.Node).parameters:
-        return {"observers": [metrics]}
-    client = redispy.Redis.from_url(url)
-
-    def mw(ctx: gokogeri.Context, job: gokogeri.Job, queue: str, call_next: Any) -> Any:
-        t0 = time.perf_counter()
-        status: Status = "done"
-        try:
-            return call_next()
-        except Exception:
-            status = "drop"
-            raise
-        finally:
-            cls = str(job.get("wrapped") or job.class_name)
-            metrics.job_finished(JobEvent(job, queue, cls, status, time.perf_counter() - t0))
-            metrics.flush(client)
-
-    chain = ServerChain()
-    chain.add(mw)
-    return {"middleware": chain}
 
 
 def _counted(sk: InteropEnv, klass: str) -> int:

@@ -29,11 +29,14 @@ import threading
 import time
 from bisect import bisect_right
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gokogeri.events import JobEvent
 from gokogeri.keys import Keys
 from gokogeri.retry import Compat
+
+if TYPE_CHECKING:
+    from gokogeri.node import Node
 
 log = logging.getLogger("gokogeri.metrics")
 
@@ -104,6 +107,14 @@ class SidekiqMetrics:
         self._keys = keys if keys is not None else Keys()
         self._lock = threading.Lock()
         self._buf = _Buffer()
+
+    @classmethod
+    def attach(cls, node: Node) -> SidekiqMetrics:
+        """A tracker with the node's Sidekiq compat (``node.retry_policy.compat``) and
+        keys, added to the node's observers (before ``run()``)."""
+        metrics = cls(node.retry_policy.compat, node.cm.keys)
+        node.add_observer(metrics)
+        return metrics
 
     # --- the observer contract ---
 

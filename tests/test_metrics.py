@@ -14,10 +14,13 @@ from typing import Any, cast
 import pytest
 import redis as redispy
 
+import gokogeri
 from gokogeri import Job
+from gokogeri import redis as gredis
 from gokogeri.events import JobEvent, Status
 from gokogeri.keys import Keys
 from gokogeri.metrics import BUCKET_BOUNDS_MS, SidekiqMetrics, bucket_index
+from gokogeri.retry import Compat, RetryPolicy
 
 # 2025-11-03 09:05:07 UTC: a one-digit day, hour and minute show every padding rule.
 AT = datetime(2025, 11, 3, 9, 5, 7, tzinfo=UTC).timestamp()
@@ -189,3 +192,56 @@ def test_namespace_prefixes_keys_only(r: redispy.Redis) -> None:
 def test_bad_compat_is_refused() -> None:
     with pytest.raises(ValueError):
         SidekiqMetrics(compat="9")  # type: ignore[arg-type]  # the point: a wrong value
+
+
+@pytest.mark.parametrize("compat", ["8", "7"])
+def test_a_running_node_flushes_at_its_beats_and_at_stop(
+    cm: gredis.ConnManager, r: redispy.Redis, compat: Compat
+) -> None:
+    """End to end: Node(observers=...) -> job_finished per job, beat(client), close(client)."""
+    node = gokogeri.Node(
+        gokogeri.nop_logger(),
+        cm,
+        heartbeat_interval=0.1,
+        poll_interval_average=0.2,
+        retry_policy=RetryPolicy(compat=compat),
+    )
+    metrics = SidekiqMetrics.attach(node)
+    assert metrics.compat == compat
+    ran = threading.Semaphore(0)
+
+    def work(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        ran.release()
+        if job.args[0] % 3 == 0:
+            raise ValueError("every third fails")
+
+    router = gokogeri.Router()
+    router.register("NodeJob", work)
+    router.register("Sidekiq::ActiveJob::Wrapper", work)
+    node.process_queues(gokogeri.OrderedQueueSet(["m"]), router, 2)
+    jobs = [gokogeri.Job(class_name="NodeJob", queue="m", args=[i], retry=False) for i in range(9)]
+    jobs.append(
+        gokogeri.Job(
+            class_name="Sidekiq::ActiveJob::Wrapper", queue="m", args=[1], wrapped="MailerJob"
+        )
+    )
+    gokogeri.Enqueuer(cm).enqueue_bulk(jobs)
+    t = threading.Thread(target=node.run)
+    t.start()
+    try:
+        for _ in jobs:
+            assert ran.acquire(timeout=30)
+    finally:
+        node.stop(5)
+        t.join(15)
+    # Every run is flushed by the node's final close(); the minute may have turned meanwhile.
+    totals: dict[str, int] = {}
+    pattern = "j|20*" if compat == "7" else "j|[0-9][0-9][0-9][0-9][0-9][0-9]|*:[0-9][0-9]"
+    for key in cast(list[bytes], r.keys(pattern)):
+        for k, v in decoded(r.hgetall(key)).items():
+            if not k.endswith("|ms"):
+                totals[k] = totals.get(k, 0) + v
+    assert totals == {"NodeJob|p": 9, "NodeJob|f": 3, "MailerJob|p": 1}
+    prefix = "h|" if compat == "8" else ""
+    grams = [k for k in keys(r) if k.startswith(prefix) and "Job-" in k]
+    assert {k.rsplit("-", 2)[0] for k in grams} == {prefix + "NodeJob", prefix + "MailerJob"}

@@ -396,19 +396,24 @@ def generate_samples(
     names = [p.name for p in job.params]
     min_items = int(doc.get("minItems", 0))
     samples: list[Sample] = []
-    seen: set[str] = set()
+    seen: dict[str, Sample] = {}
 
     def add(args: Any, why: str, want_valid: bool) -> bool:
         if not isinstance(args, list):
             return False
         key = json.dumps(args, sort_keys=True) + str(want_valid)
-        if key in seen:
+        known = seen.get(key)
+        if known is not None:
+            # Already drawn for another case: it covers this one too; say so in the report.
+            if want_valid and why != "random" and why not in known.why:
+                known.why += f"; {why}"
             return False
         error = judge.error(args)
         if (error is None) != want_valid:
             return False
-        seen.add(key)
-        samples.append(Sample(args, want_valid, why if want_valid else f"{why}: {error}"))
+        sample = Sample(args, want_valid, why if want_valid else f"{why}: {error}")
+        seen[key] = sample
+        samples.append(sample)
         return True
 
     def draw(schema: dict[str, Any], n: int, why: str) -> list[Any]:

@@ -1,4 +1,4 @@
-"""``python -m gokogeri.codegen SCHEMAS... --out DIR [--check]`` (the same as ``gokogeri generate``)."""
+"""``python -m gokogeri.codegen SCHEMAS... [--out DIR] [--ruby DIR] [--check]`` (as ``gokogeri generate``)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,18 @@ app = typer.Typer(
 @app.command()
 def main(
     schemas: Annotated[list[Path], typer.Argument(help="Schema files or directories of *.json.")],
-    out: Annotated[Path, typer.Option("--out", help="The package directory to write.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The package directory to write.")
+    ] = None,
+    ruby: Annotated[
+        Path | None, typer.Option("--ruby", help="The directory for the Ruby modules.")
+    ] = None,
     check: Annotated[
         bool,
         typer.Option("--check", help="Write nothing; exit 1 with a diff if the package is stale."),
     ] = False,
 ) -> None:
-    raise typer.Exit(generate(schemas, out, check))
+    raise typer.Exit(generate(schemas, out, check, ruby=ruby))
 
 
 if __name__ == "__main__":

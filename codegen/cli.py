@@ -1,43 +1,114 @@
-"""``gokogeri generate``: schemas in, a typed Python package out (or a staleness check).
+"""``gokogeri generate`` and ``gokogeri schema diff``: the functions the Typer commands call.
 
-``generate()`` is what the main Typer CLI calls; it prints problems and diffs
-and returns the process exit code.
+``generate()`` and ``schema_diff()`` print problems, diffs and reports and
+return the process exit code; ``commands.register(app)`` wires them into a
+Typer app.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import os
+import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from . import diff as schema_diff_mod
+from . import model
+from . import ruby as ruby_render
 from .errors import SchemaError
 from .loader import load
 from .render import HEADER, PY_TYPED, render_package
 
 OK = 0
-STALE = 1  # --check: the package on disk differs from what the schemas generate
-INVALID = 2  # a schema is invalid or outside the supported subset (usage-error code, as Typer's)
+STALE = 1  # --check: the output on disk differs from what the schemas generate
+BREAKING = 1  # schema diff: a change breaks enqueued jobs or a deploy order
+INVALID = 2  # a schema is invalid, a file cannot be written, or an option is wrong
+
+# The contract model as JSON, next to the generated code: `generate --check` and
+# `schema diff` compare the schemas with what the committed code was built from.
+CONTRACTS = "gokogeri-contracts.json"
+_GENERATED_SUFFIXES = (".py", ".rb", ".rbs")
+
+
+class OutputError(Exception):
+    """A file cannot be read or written, or a hand-written file is in the way."""
 
 
 def build(paths: list[Path]) -> dict[str, str]:
-    """File name -> contents of the package the schemas generate; raises SchemaError."""
-    return render_package(load(paths))
+    """File name -> contents of the Python package the schemas generate; raises SchemaError."""
+    return _python_files(load(paths))
+
+
+def contracts_json(pkg: model.Package) -> str:
+    data = {"generated_by": HEADER, "package": model.to_json(pkg)}
+    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _python_files(pkg: model.Package) -> dict[str, str]:
+    files = render_package(pkg)
+    files[CONTRACTS] = contracts_json(pkg)
+    return dict(sorted(files.items()))
+
+
+def _ruby_files(pkg: model.Package) -> dict[str, str]:
+    files = ruby_render.render_package(pkg)
+    files[CONTRACTS] = contracts_json(pkg)
+    return dict(sorted(files.items()))
+
+
+def _is_generated(path: Path, text: str) -> bool:
+    if path.name == PY_TYPED:
+        return text == ""
+    if path.name == CONTRACTS:
+        try:
+            return bool(json.loads(text).get("generated_by") == HEADER)
+        except (ValueError, AttributeError):
+            return False
+    return path.suffix in _GENERATED_SUFFIXES and text.startswith(HEADER)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return "\0"  # not ours: never generated
+    except OSError as e:
+        raise OutputError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _generated_on_disk(out: Path) -> dict[str, str]:
     """Files in ``out`` that an earlier run generated (user files are never touched)."""
     found: dict[str, str] = {}
-    if not out.is_dir():
+    if not out.exists():
         return found
-    for f in sorted(out.iterdir()):
-        if f.name == PY_TYPED and f.is_file():
-            found[f.name] = f.read_text(encoding="utf-8")
-        elif f.suffix == ".py" and f.is_file():
-            text = f.read_text(encoding="utf-8")
-            if text.startswith(HEADER):
-                found[f.name] = text
+    if not out.is_dir():
+        raise OutputError(f"{out} exists and is not a directory")
+    try:
+        entries = sorted(out.iterdir())
+    except OSError as e:
+        raise OutputError(f"cannot list {out}: {e.strerror or e}") from None
+    for f in entries:
+        if not f.is_file() or not (
+            f.suffix in _GENERATED_SUFFIXES or f.name in (PY_TYPED, CONTRACTS)
+        ):
+            continue
+        text = _read(f)
+        if _is_generated(f, text):
+            found[f.name] = text
     return found
+
+
+def conflicts(out: Path, wanted: dict[str, str]) -> list[str]:
+    """Files the run would overwrite that it did not generate (hand-written code)."""
+    have = _generated_on_disk(out)
+    return [
+        str(out / name) for name in sorted(wanted) if name not in have and (out / name).exists()
+    ]
 
 
 def diff(out: Path, wanted: dict[str, str]) -> str:
@@ -62,49 +133,210 @@ def diff(out: Path, wanted: dict[str, str]) -> str:
 
 
 def write(out: Path, wanted: dict[str, str]) -> list[str]:
-    """Write changed files, delete generated files no schema produces any more; returns what changed."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write changed files, delete generated files no schema produces any more; returns what changed.
+
+    Raises OutputError (nothing written) if a hand-written file is in the way.
+    """
+    clash = conflicts(out, wanted)
+    if clash:
+        raise OutputError(
+            f"refusing to overwrite {', '.join(clash)}: not generated by gokogeri "
+            f"(no '{HEADER}' header); move it out of {out}"
+        )
     have = _generated_on_disk(out)
     changed: list[str] = []
-    for name, text in wanted.items():
-        if have.get(name) != text:
-            (out / name).write_text(text, encoding="utf-8", newline="\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in wanted.items():
+            if have.get(name) != text:
+                (out / name).write_text(text, encoding="utf-8", newline="\n")
+                changed.append(name)
+        for name in sorted(set(have) - set(wanted)):
+            (out / name).unlink()
             changed.append(name)
-    for name in sorted(set(have) - set(wanted)):
-        (out / name).unlink()
-        changed.append(name)
+    except OSError as e:
+        where = e.filename if e.filename else out
+        raise OutputError(f"cannot write {where}: {e.strerror or e}") from None
     return changed
+
+
+@dataclass(frozen=True)
+class _Output:
+    path: Path
+    files: dict[str, str]
+    what: str
 
 
 def generate(
     paths: list[Path],
-    out: Path,
+    out: Path | None,
     check: bool,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    *,
+    ruby: Path | None = None,
 ) -> int:
-    """Compile ``paths`` (schema files or directories) into the package at ``out``.
+    """Compile ``paths`` (schema files or directories) into Python at ``out`` and/or Ruby at ``ruby``.
 
-    With ``check`` nothing is written: prints a unified diff and returns 1 if
-    the package is stale. Schema problems are printed as ``file#pointer: reason``
-    and return 2.
+    With ``check`` nothing is written: prints a unified diff, and the schema
+    diff against what the output was generated from, and returns 1 if the
+    output is stale. Schema problems are printed as ``file#pointer: reason``
+    (every problem in every file) and return 2, as do I/O problems and a
+    hand-written file in the way (never overwritten).
     """
     so = stdout if stdout is not None else sys.stdout
     se = stderr if stderr is not None else sys.stderr
+    if out is None and ruby is None:
+        print("error: nothing to generate: give --out (Python) and/or --ruby", file=se)
+        return INVALID
     try:
-        wanted = build(paths)
+        pkg = load(paths)
     except SchemaError as e:
         for problem in e.problems:
             print(f"error: {problem}", file=se)
         return INVALID
-    if check:
-        text = diff(out, wanted)
-        if text:
-            so.write(text)
-            print(f"{out} is out of date: run gokogeri generate without --check", file=se)
-            return STALE
-        return OK
-    changed = write(out, wanted)
-    jobs = sum(1 for n in wanted if n.endswith(".py") and n != "__init__.py")
-    print(f"{out}: {jobs} job(s), {len(changed)} file(s) changed", file=se)
+    outputs = []
+    if out is not None:
+        outputs.append(_Output(out, _python_files(pkg), "Python"))
+    if ruby is not None:
+        outputs.append(_Output(ruby, _ruby_files(pkg), "Ruby"))
+    try:
+        if check:
+            return _check(outputs, pkg, so, se)
+        for o in outputs:
+            clash = conflicts(o.path, o.files)
+            if clash:
+                raise OutputError(
+                    f"refusing to overwrite {', '.join(clash)}: not generated by gokogeri "
+                    f"(no '{HEADER}' header); move it out of {o.path}"
+                )
+        for o in outputs:
+            changed = write(o.path, o.files)
+            print(
+                f"{o.path}: {len(pkg.jobs)} job(s) ({o.what}), {len(changed)} file(s) changed",
+                file=se,
+            )
+    except OutputError as e:
+        print(f"error: {e}", file=se)
+        return INVALID
     return OK
+
+
+def _check(outputs: list[_Output], pkg: model.Package, so: TextIO, se: TextIO) -> int:
+    stale = False
+    for o in outputs:
+        text = diff(o.path, o.files)
+        if not text:
+            continue
+        stale = True
+        so.write(text)
+        print(f"{o.path} is out of date: run gokogeri generate without --check", file=se)
+        committed = _generated_on_disk(o.path).get(CONTRACTS)
+        if committed is not None:
+            try:
+                before = read_contracts(committed)
+            except ValueError as e:
+                print(f"error: {o.path / CONTRACTS}: {e}", file=se)
+                continue
+            report = schema_diff_mod.compare(before, pkg)
+            print(f"contract changes since {o.path / CONTRACTS} was generated:", file=se)
+            se.write(report.text())
+    return STALE if stale else OK
+
+
+def read_contracts(text: str) -> model.Package:
+    """The package model stored in a gokogeri-contracts.json; raises ValueError."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("generated_by") != HEADER:
+        raise ValueError(f"not a {CONTRACTS} written by gokogeri generate")
+    pkg = model.from_json(data["package"])
+    if not isinstance(pkg, model.Package):
+        raise ValueError("no package model inside")
+    return pkg
+
+
+# --- schema diff ---
+
+
+def load_side(path: Path) -> model.Package:
+    """Schemas (a file or directory), a generated output directory, or a gokogeri-contracts.json."""
+    lock = path / CONTRACTS if path.is_dir() else path
+    if lock.name == CONTRACTS and lock.is_file():
+        try:
+            return read_contracts(lock.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{lock}: {e}") from None
+    return load([path])
+
+
+def _git(args: list[str], cwd: Path) -> bytes:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except OSError as e:
+        raise OutputError(f"cannot run git: {e.strerror or e}") from None
+    if done.returncode != 0:
+        msg = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise OutputError(f"git {' '.join(args)}: {msg[-1] if msg else 'failed'}")
+    return done.stdout
+
+
+def at_revision(path: Path, ref: str, into: Path) -> Path:
+    """Copy ``path`` (a schema file or directory) as it was at git ``ref`` under ``into``."""
+    here = path if path.is_dir() else path.parent
+    top = Path(_git(["rev-parse", "--show-toplevel"], here).decode().strip())
+    rel = Path(os.path.relpath(path.resolve(), top)).as_posix()
+    listing = _git(["ls-tree", "-r", "-z", "--name-only", ref, "--", rel], top)
+    names = [n for n in listing.decode("utf-8").split("\0") if n]
+    if not names:
+        raise OutputError(f"{path} does not exist at {ref}")
+    for name in names:
+        target = into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(_git(["show", f"{ref}:{name}"], top))
+    return into / rel
+
+
+def schema_diff(
+    old: Path | None,
+    new: Path,
+    *,
+    since: str | None = None,
+    consumers_first: bool = False,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Compare two versions of the schemas; prints the report.
+
+    ``old``/``new`` are schema files or directories, generated output
+    directories or gokogeri-contracts.json files; with ``since`` the old side
+    is ``new`` as it was at that git revision. Returns 0 when every change is
+    safe (``consumers_first``: safe when workers deploy before producers), 1
+    when one is not, 2 when a side cannot be loaded.
+    """
+    so = stdout if stdout is not None else sys.stdout
+    se = stderr if stderr is not None else sys.stderr
+    if (old is None) == (since is None):
+        print("error: give either OLD or --since GIT_REF", file=se)
+        return INVALID
+    try:
+        with tempfile.TemporaryDirectory(prefix="gokogeri-diff-") as tmp:
+            if since is not None:
+                old = at_revision(new, since, Path(tmp))
+            assert old is not None
+            sides = []
+            for label, p in (("old", old), ("new", new)):
+                try:
+                    sides.append(load_side(p))
+                except SchemaError as e:
+                    for problem in e.problems:
+                        print(f"error: ({label}) {problem}", file=se)
+                    return INVALID
+    except OutputError as e:
+        print(f"error: {e}", file=se)
+        return INVALID
+    except OSError as e:
+        print(f"error: {e.strerror or e}", file=se)
+        return INVALID
+    report = schema_diff_mod.compare(sides[0], sides[1])
+    so.write(report.text(consumers_first))
+    return report.exit_code(consumers_first)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Scalar = str | int | float | bool | None
 
@@ -19,6 +19,7 @@ class IntType:
     maximum: float | None = None
     exclusive_minimum: float | None = None
     exclusive_maximum: float | None = None
+    multiple_of: float | None = None
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,15 @@ class FloatType:
     maximum: float | None = None
     exclusive_minimum: float | None = None
     exclusive_maximum: float | None = None
+    multiple_of: float | None = None
 
 
 @dataclass(frozen=True)
 class StrType:
     min_length: int | None = None
     max_length: int | None = None
-    pattern: str | None = None
+    pattern: str | None = None  # the schema's ECMA-262 source; render translates it per language
+    format: str | None = None  # a validated (not converted) format: email, uri, ipv4...
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class LiteralType:
     """enum / const: a fixed set of JSON scalars (floats excluded: Literal cannot hold them)."""
 
     values: tuple[str | int | bool | None, ...]
+
+
+@dataclass(frozen=True)
+class UnionType:
+    """type: ["integer", "string"]: a union of primitive types, each with its own keywords."""
+
+    options: tuple[TypeNode, ...]
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ TypeNode = (
     | FormatType
     | LiteralType
     | NullableType
+    | UnionType
     | ArrayType
     | MapType
     | DefRef
@@ -105,6 +116,9 @@ class Property:
     type: TypeNode
     required: bool
     description: str | None = None
+    # A default is filled in on decode when the key is missing (its wire form, any JSON value).
+    has_default: bool = False
+    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +126,14 @@ class NamedDef:
     """One $defs entry: an object becomes a TypedDict, anything else a type alias."""
 
     name: str  # Python name, collision-free
-    def_key: str  # the key under $defs
+    def_key: str  # where it is defined, relative to the job schema (as source)
     properties: tuple[Property, ...] | None  # set for objects
     alias: TypeNode | None  # set for everything else (e.g. an enum -> Literal alias)
     description: str | None = None
     nullable: bool = False  # an object def with type ["object", "null"]
+    # No additionalProperties: false: unknown keys are kept as they are (untyped).
+    open: bool = False
+    source: str = ""  # where it was defined ("$defs/Money", "money.json#/$defs/Money")
 
 
 class ParamKind(enum.Enum):
@@ -159,8 +176,77 @@ class JobDef:
     defs: tuple[NamedDef, ...]  # in dependency order: a def comes after those it uses
     title: str | None = None
     description: str | None = None
+    async_worker_name: str = ""  # e.g. ChargeInvoiceAsyncWorker: async base class to implement
 
 
 @dataclass(frozen=True)
 class Package:
     jobs: tuple[JobDef, ...]  # sorted by module name
+
+
+# --- serialization: the model as JSON, stored next to generated code for `schema diff` ---
+
+_CLASSES: dict[str, type] = {}
+
+
+def _register() -> None:
+    for cls in (
+        IntType,
+        FloatType,
+        StrType,
+        BoolType,
+        NullType,
+        FormatType,
+        LiteralType,
+        UnionType,
+        NullableType,
+        ArrayType,
+        MapType,
+        DefRef,
+        Property,
+        NamedDef,
+        Param,
+        JobDef,
+        Package,
+    ):
+        _CLASSES[cls.__name__] = cls
+
+
+def to_json(obj: Any) -> Any:
+    """A JSON-native form of a model object (``{"~": class name, field: value...}``)."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if hasattr(obj, "__dataclass_fields__"):
+        out: dict[str, Any] = {"~": type(obj).__name__}
+        for name in obj.__dataclass_fields__:
+            out[name] = to_json(getattr(obj, name))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_json(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    return obj
+
+
+def from_json(data: Any) -> Any:
+    """The inverse of to_json; raises ValueError on anything it did not write."""
+    if not _CLASSES:
+        _register()
+    if isinstance(data, list):
+        return tuple(from_json(x) for x in data)
+    if not isinstance(data, dict) or "~" not in data:
+        return data
+    cls = _CLASSES.get(data["~"])
+    if cls is None:
+        raise ValueError(f"unknown model type {data['~']!r}")
+    fields = {}
+    for k, v in data.items():
+        if k == "~":
+            continue
+        if cls is Param and k == "kind":
+            fields[k] = ParamKind(v)
+        elif cls is Property and k == "default":
+            fields[k] = v  # a JSON value, lists stay lists
+        else:
+            fields[k] = from_json(v)
+    return cls(**fields)

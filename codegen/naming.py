@@ -32,7 +32,21 @@ GENERATED_NAMES = frozenset(
 
 # Parameter names the generated methods use for their own purposes.
 RESERVED_PARAMS = frozenset(
-    {"self", "cls", "ctx", "enqueuer", "seconds", "at", "items", "queue", "retry", "jid", "job"}
+    {
+        "self",
+        "cls",
+        "ctx",
+        "enqueuer",
+        "seconds",
+        "at",
+        "items",
+        "queue",
+        "retry",
+        "jid",
+        "job",
+        "count",
+        "exc",
+    }
 )
 
 _SHADOWED = frozenset(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import jinja2
 
-from . import naming
+from . import ecma, naming
+from .loader import json_kind
 from .model import (
     ArrayType,
     BoolType,
@@ -29,9 +30,11 @@ from .model import (
     Package,
     Param,
     ParamKind,
+    Property,
     Scalar,
     StrType,
     TypeNode,
+    UnionType,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -78,6 +81,8 @@ def py_type(t: TypeNode) -> str:
         return f"Literal[{', '.join(py_lit(v) for v in t.values)}]"
     if isinstance(t, NullableType):
         return f"{py_type(t.inner)} | None"
+    if isinstance(t, UnionType):
+        return " | ".join(py_type(o) for o in t.options)
     if isinstance(t, ArrayType):
         return f"list[{py_type(t.item)}]"
     if isinstance(t, MapType):
@@ -99,14 +104,19 @@ def spec(t: TypeNode) -> str:
                 ("maximum", t.maximum),
                 ("exclusive_minimum", t.exclusive_minimum),
                 ("exclusive_maximum", t.exclusive_maximum),
+                ("multiple_of", t.multiple_of),
             ]
         )
         return f"_rt.{cls}({kw})"
     if isinstance(t, StrType):
-        pattern = None if t.pattern is None else py_str(t.pattern)
         parts = [f"min_length={t.min_length}" if t.min_length is not None else ""]
         parts.append(f"max_length={t.max_length}" if t.max_length is not None else "")
-        parts.append(f"pattern={pattern}" if pattern is not None else "")
+        if t.pattern is not None:
+            translated = ecma.translate(t.pattern).python
+            parts.append(f"pattern={py_str(translated)}")
+            if translated != t.pattern:
+                parts.append(f"source={py_str(t.pattern)}")
+        parts.append(f"format={py_str(t.format)}" if t.format is not None else "")
         return f"_rt.Str({', '.join(p for p in parts if p)})"
     if isinstance(t, BoolType):
         return "_rt.Bool()"
@@ -119,6 +129,9 @@ def spec(t: TypeNode) -> str:
         return f"_rt.Const(({values}{',' if len(t.values) == 1 else ''}))"
     if isinstance(t, NullableType):
         return f"_rt.Nullable({spec(t.inner)})"
+    if isinstance(t, UnionType):
+        members = ", ".join(f"({py_str(json_kind(o))}, {spec(o)})" for o in t.options)
+        return f"_rt.Union(({members},))"
     if isinstance(t, ArrayType):
         kw = _kwargs([("min_items", t.min_items), ("max_items", t.max_items)])
         return f"_rt.Array({spec(t.item)}{', ' + kw if kw else ''})"
@@ -220,6 +233,9 @@ def imports(job: JobDef) -> dict[str, list[str]]:
             used.add("Literal")
         elif isinstance(t, NullableType):
             walk(t.inner)
+        elif isinstance(t, UnionType):
+            for o in t.options:
+                walk(o)
         elif isinstance(t, ArrayType):
             walk(t.item)
         elif isinstance(t, MapType):
@@ -239,6 +255,7 @@ def imports(job: JobDef) -> dict[str, list[str]]:
             used.add("TypeAlias")
             walk(d.alias)
     used.add("datetime")  # enqueue_at takes one
+    used.add("Literal")  # retry_in's return type
     groups: dict[str, list[str]] = {
         "collections.abc": ["Iterable"],
         "dataclasses": ["dataclass"],
@@ -288,6 +305,8 @@ def _env() -> jinja2.Environment:
         docstring=docstring,
         bulk_item_type=bulk_item_type,
         typeddict_class_syntax=typeddict_class_syntax,
+        prop_spec=prop_spec,
+        hook_param=hook_param,
         prop_type=prop_type,
         ParamKind=ParamKind,
         HEADER=HEADER,
@@ -313,15 +332,56 @@ def render_job(job: JobDef) -> str:
             passed=[*names, "queue=queue", "retry=retry", "jid=jid"],
             record_values=[f"item.{n}" for n in names],
             perform_args=["ctx", *(f"values[{p.index}]" for p in job.params)],
+            hook_params=[hook_param(p) for p in job.params],
         )
     )
 
 
+def job_exports(job: JobDef) -> list[str]:
+    return [job.api_name, job.args_name, job.worker_name, job.async_worker_name]
+
+
+def import_from(module: str, names: list[str]) -> str:
+    """``from module import a, b`` as ruff's isort writes it: sorted, wrapped past the line limit."""
+    ordered = sorted(names, key=_isort_key)
+    one = f"from {module} import {', '.join(ordered)}"
+    if len(one) <= LINE:
+        return one
+    inner = "".join(f"    {n},\n" for n in ordered)
+    return f"from {module} import (\n{inner})"
+
+
+def _isort_key(name: str) -> tuple[int, str, str]:
+    # isort's order-by-type: CONSTANTS, then Classes, then functions; case-insensitive within.
+    rank, _ = _all_key(name)
+    return (rank, name.lower(), name)
+
+
 def render_init(pkg: Package) -> str:
-    names = sorted(
-        (n for j in pkg.jobs for n in (j.api_name, j.args_name, j.worker_name)), key=_all_key
-    )
-    return _env().get_template("__init__.py.j2").render(pkg=pkg, names=names)
+    names = sorted((n for j in pkg.jobs for n in job_exports(j)), key=_all_key)
+    lines = [import_from("." + j.module, job_exports(j)) for j in pkg.jobs]
+    return _env().get_template("__init__.py.j2").render(pkg=pkg, names=names, imports=lines)
+
+
+def py_json(v: object) -> str:
+    """A Python literal for a JSON value (a property default in its wire form)."""
+    if isinstance(v, list):
+        return "[" + ", ".join(py_json(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{py_str(k)}: {py_json(x)}" for k, x in v.items()) + "}"
+    assert v is None or isinstance(v, (str, int, float, bool))
+    return py_lit(v)
+
+
+def prop_spec(p: Property) -> str:
+    base = f"_rt.Prop({py_str(p.key)}, {spec(p.type)}, {p.required}"
+    return f"{base}, {py_json(p.default)})" if p.has_default else base + ")"
+
+
+def hook_param(p: Param) -> str:
+    """A parameter of the typed hooks: always passed (decode fills defaults and UNSET in)."""
+    t = py_type(p.type)
+    return f"{p.name}: {t} | _rt.Unset" if p.kind is ParamKind.OPTIONAL else f"{p.name}: {t}"
 
 
 def _all_key(name: str) -> tuple[int, str]:

@@ -17,6 +17,7 @@ standard library and gokogeri itself (never jinja2, typer or jsonschema).
 
 from __future__ import annotations
 
+import copy
 import enum
 import math
 import re
@@ -27,6 +28,7 @@ from typing import Any, Final, Protocol
 
 from gokogeri.errors import InvalidArgumentError
 from gokogeri.job import Job
+from gokogeri.worker import Context
 
 __all__ = [
     "UNSET",
@@ -34,6 +36,7 @@ __all__ = [
     "Args",
     "ArgumentError",
     "Array",
+    "AsyncWorkerAdapter",
     "Bool",
     "Const",
     "Date",
@@ -48,8 +51,10 @@ __all__ = [
     "Prop",
     "Spec",
     "Str",
+    "Union",
     "Unset",
     "Uuid",
+    "WorkerAdapter",
 ]
 
 
@@ -135,7 +140,7 @@ class Spec:
 
 
 class _Number(Spec):
-    __slots__ = ("exclusive_maximum", "exclusive_minimum", "maximum", "minimum")
+    __slots__ = ("exclusive_maximum", "exclusive_minimum", "maximum", "minimum", "multiple_of")
 
     def __init__(
         self,
@@ -143,11 +148,13 @@ class _Number(Spec):
         maximum: float | None = None,
         exclusive_minimum: float | None = None,
         exclusive_maximum: float | None = None,
+        multiple_of: float | None = None,
     ) -> None:
         self.minimum = minimum
         self.maximum = maximum
         self.exclusive_minimum = exclusive_minimum
         self.exclusive_maximum = exclusive_maximum
+        self.multiple_of = multiple_of
 
     def _bounds(self, value: float, path: str) -> None:
         if self.minimum is not None and value < self.minimum:
@@ -158,6 +165,18 @@ class _Number(Spec):
             raise _Invalid(path, f"must be > {self.exclusive_minimum}, got {value!r}")
         if self.exclusive_maximum is not None and value >= self.exclusive_maximum:
             raise _Invalid(path, f"must be < {self.exclusive_maximum}, got {value!r}")
+        if self.multiple_of is not None and not is_multiple(value, self.multiple_of):
+            raise _Invalid(path, f"must be a multiple of {self.multiple_of}, got {value!r}")
+
+
+def is_multiple(value: float, of: float) -> bool:
+    """multipleOf as the jsonschema package decides it (Ruby's generated check does the same)."""
+    if type(value) is int and type(of) is int:
+        return value % of == 0
+    quotient = value / of
+    if not math.isfinite(quotient):
+        return False
+    return int(quotient) == quotient
 
 
 class Int(_Number):
@@ -195,18 +214,70 @@ class Float(_Number):
         return float(self.encode(value, path))
 
 
+# format -> (the check, what the error says). The generated Ruby uses the same expressions.
+FORMATS: Final[dict[str, tuple[str, str]]] = {
+    # Whitespace is spelled out: Python's class escape for it is Unicode, Ruby's ASCII.
+    "email": (r"\A[^@\x00-\x20]+@[^@\x00-\x20]+\Z", "an email address"),
+    "idn-email": (r"\A[^@\x00-\x20]+@[^@\x00-\x20]+\Z", "an email address"),
+    "hostname": (
+        r"\A(?=.{1,253}\.?\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z",
+        "a hostname",
+    ),
+    "ipv4": (
+        r"\A(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+        r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z",
+        "an IPv4 address",
+    ),
+    "ipv6": (
+        r"\A(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+        r"|(?=(?:[0-9A-Fa-f]{0,4}:){0,7}[0-9A-Fa-f]{0,4}\Z)"
+        r"(?:(?:[0-9A-Fa-f]{1,4}:){1,7}|:)(?::[0-9A-Fa-f]{1,4}){1,7}"
+        r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:|:(?::[0-9A-Fa-f]{1,4}){1,7}|::)\Z",
+        "an IPv6 address",
+    ),
+    "uri": (r"\A[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20]*\Z", "an absolute URI"),
+    "iri": (r"\A[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20]*\Z", "an absolute IRI"),
+    "uri-reference": (r"\A[^\x00-\x20]*\Z", "a URI reference"),
+    "iri-reference": (r"\A[^\x00-\x20]*\Z", "an IRI reference"),
+    "time": (
+        r"\A(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"
+        r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\Z",
+        "an RFC 3339 time with an offset",
+    ),
+    "duration": (
+        r"\AP(?!\Z)(?:[0-9]+W|(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+D)?"
+        r"(?:T(?=[0-9])(?:[0-9]+H)?(?:[0-9]+M)?(?:[0-9]+S)?)?)\Z",
+        "an ISO 8601 duration",
+    ),
+    "json-pointer": (r"\A(?:/(?:[^~/]|~[01])*)*\Z", "a JSON pointer"),
+}
+
+
 class Str(Spec):
-    __slots__ = ("max_length", "min_length", "pattern")
+    """A string, optionally with lengths, a pattern (already translated from ECMA-262) and a format.
+
+    ``source`` is the schema's own spelling of the pattern, shown in errors so
+    that both languages (whose translations differ) say the same thing.
+    """
+
+    __slots__ = ("format", "max_length", "min_length", "pattern", "source")
 
     def __init__(
         self,
         min_length: int | None = None,
         max_length: int | None = None,
         pattern: str | None = None,
+        source: str | None = None,
+        format: str | None = None,
     ) -> None:
         self.min_length = min_length
         self.max_length = max_length
         self.pattern = re.compile(pattern) if pattern is not None else None
+        self.source = source if source is not None else pattern
+        self.format = (
+            (re.compile(FORMATS[format][0]), format, FORMATS[format][1]) if format else None
+        )
 
     def encode(self, value: Any, path: str) -> Any:
         if type(value) is not str:
@@ -216,7 +287,9 @@ class Str(Spec):
         if self.max_length is not None and len(value) > self.max_length:
             raise _Invalid(path, f"must be at most {self.max_length} characters, got {len(value)}")
         if self.pattern is not None and self.pattern.search(value) is None:
-            raise _Invalid(path, f"must match the pattern {self.pattern.pattern!r}")
+            raise _Invalid(path, f"must match the pattern {self.source!r}")
+        if self.format is not None and self.format[0].match(value) is None:
+            raise _Invalid(path, f"must be {self.format[2]} (format {self.format[1]})")
         return value
 
     decode = encode
@@ -271,6 +344,49 @@ class Const(Spec):
     decode = encode
 
 
+def _kind(value: Any) -> str:
+    """The JSON type of a Python value, as the union error names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if type(value) is int:
+        return "integer"
+    if type(value) is float:
+        return "number"
+    if type(value) is str:
+        return "string"
+    return "other"
+
+
+class Union(Spec):
+    """type: [A, B]: the first member whose JSON type the value has checks it."""
+
+    __slots__ = ("kinds", "members", "rule")
+
+    def __init__(self, members: tuple[tuple[str, Spec], ...]) -> None:
+        # (JSON type, spec); "number" also takes integers, as in JSON Schema.
+        self.members = members
+        self.kinds = {k for k, _ in members}
+        names = [k if k == "null" else ("an " if k == "integer" else "a ") + k for k, _ in members]
+        self.rule = "must be " + (", ".join(names[:-1]) + " or " + names[-1])
+
+    def _pick(self, value: Any, path: str) -> Spec:
+        kind = _kind(value)
+        for k, spec in self.members:
+            if k == kind or (k == "number" and kind == "integer"):
+                return spec
+        if kind == "number" and "integer" in self.kinds and value.is_integer():
+            return dict(self.members)["integer"]
+        raise _Invalid(path, f"{self.rule}, got {_describe(value)}")
+
+    def encode(self, value: Any, path: str) -> Any:
+        return self._pick(value, path).encode(value, path)
+
+    def decode(self, value: Any, path: str) -> Any:
+        return self._pick(value, path).decode(value, path)
+
+
 class Nullable(Spec):
     __slots__ = ("inner",)
 
@@ -316,8 +432,8 @@ class DateTime(Spec):
             )
         try:
             return datetime.fromisoformat(value.upper())
-        except ValueError as e:
-            raise _Invalid(path, f"must be a valid date-time: {e}") from None
+        except ValueError:
+            raise _Invalid(path, f"must be a valid date-time, got {value!r}") from None
 
 
 class Date(Spec):
@@ -336,8 +452,8 @@ class Date(Spec):
             raise _Invalid(path, f"must be a YYYY-MM-DD date string, got {_describe(value)}")
         try:
             return date.fromisoformat(value)
-        except ValueError as e:
-            raise _Invalid(path, f"must be a valid date: {e}") from None
+        except ValueError:
+            raise _Invalid(path, f"must be a valid calendar date, got {value!r}") from None
 
 
 class Uuid(Spec):
@@ -416,26 +532,41 @@ class Map(Spec):
         return self._convert(value, path, False)
 
 
+_NO_DEFAULT: Final = object()
+
+
 class Prop:
-    """One property of an Object: its JSON key, spec, and whether it must be present."""
+    """One property of an Object: its JSON key, spec, whether it must be present, its default.
 
-    __slots__ = ("key", "required", "spec")
+    ``default`` is the wire form (any JSON value), filled in on decode when the
+    key is missing and then decoded like a sent value; encode leaves a missing
+    key missing.
+    """
 
-    def __init__(self, key: str, spec: Spec, required: bool) -> None:
+    __slots__ = ("default", "key", "required", "spec")
+
+    def __init__(self, key: str, spec: Spec, required: bool, default: Any = _NO_DEFAULT) -> None:
         self.key = key
         self.spec = spec
         self.required = required
+        self.default = default
 
 
 class Object(Spec):
-    """A $defs object (a TypedDict in Python): known keys only, required ones present."""
+    """An object with properties (a TypedDict in Python): required keys present, known keys checked.
 
-    __slots__ = ("name", "props", "required")
+    ``open`` objects (no ``additionalProperties: false`` in the schema) keep
+    unknown keys as they are; closed ones refuse them.
+    """
 
-    def __init__(self, name: str, props: tuple[Prop, ...]) -> None:
+    __slots__ = ("defaults", "name", "open", "props", "required")
+
+    def __init__(self, name: str, props: tuple[Prop, ...], open: bool = False) -> None:
         self.name = name
         self.props = {p.key: p for p in props}
         self.required = tuple(p.key for p in props if p.required)
+        self.defaults = tuple(p for p in props if p.default is not _NO_DEFAULT)
+        self.open = open
 
     def _convert(self, value: Any, path: str, encode: bool) -> Any:
         if type(value) is not dict:
@@ -448,12 +579,21 @@ class Object(Spec):
         for k, v in value.items():
             prop = props.get(k)
             if prop is None:
+                if self.open and type(k) is str:
+                    out[k] = v
+                    continue
                 shown = _show(k) if type(k) is str else _describe(k)
                 raise _Invalid(
                     path, f"{self.name} has no key {shown} (additionalProperties is false)"
                 )
             where = _key_path(path, k)
             out[k] = prop.spec.encode(v, where) if encode else prop.spec.decode(v, where)
+        if not encode:
+            for prop in self.defaults:
+                if prop.key not in out:
+                    # A fresh copy per job: a list or object default is never shared.
+                    fresh = copy.deepcopy(prop.default)
+                    out[prop.key] = prop.spec.decode(fresh, _key_path(path, prop.key))
         return out
 
     def encode(self, value: Any, path: str) -> Any:
@@ -562,6 +702,59 @@ class Args:
             except _Invalid as e:
                 raise self._error(i, e.path, e.rule) from None
         return out
+
+
+class _Hooks:
+    """The runtime's per-worker hook contract, adapted to the generated typed hooks.
+
+    The node calls ``retry_in(count, exc, job)`` and ``retries_exhausted(job,
+    exc)`` on the registered worker; generated bases declare
+    ``retry_in(count, exc, <args>)`` and ``retries_exhausted(<args>, exc)``
+    with the job's decoded arguments. A payload whose args break the schema
+    cannot be handed to a typed hook: retry_in then answers None (Sidekiq's
+    default backoff) and retries_exhausted is skipped.
+    """
+
+    __slots__ = ("args", "worker")
+
+    def __init__(self, worker: Any, args: Args) -> None:
+        self.worker = worker
+        self.args = args
+
+    def retry_in(self, count: int, exc: BaseException, job: Job) -> Any:
+        try:
+            values = self.args.decode(job.args)
+        except ArgumentError:
+            return None
+        return self.worker.retry_in(count, exc, *values)
+
+    def retries_exhausted(self, job: Job, exc: BaseException) -> None:
+        try:
+            values = self.args.decode(job.args)
+        except ArgumentError:
+            return
+        self.worker.retries_exhausted(*values, exc)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.worker!r})"
+
+
+class WorkerAdapter(_Hooks):
+    """What a generated worker's register() puts on the Router (sync work)."""
+
+    __slots__ = ()
+
+    def work(self, ctx: Context, job: Job) -> None:
+        self.worker.work(ctx, job)
+
+
+class AsyncWorkerAdapter(_Hooks):
+    """What a generated async worker's register() puts on the Router (work on the event loop)."""
+
+    __slots__ = ()
+
+    async def work(self, ctx: Context, job: Job) -> None:
+        await self.worker.work(ctx, job)
 
 
 class EnqueuerLike(Protocol):

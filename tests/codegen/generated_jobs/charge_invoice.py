@@ -75,7 +75,7 @@ _SPEC_Address: Final = _rt.Object(
         _rt.Prop("line2", _rt.Nullable(_rt.Str()), True),
         _rt.Prop("city", _rt.Str(), True),
         _rt.Prop("postal_code", _rt.Str(), False),
-        _rt.Prop("country", _rt.Str(pattern="^[A-Z]{2}$"), True),
+        _rt.Prop("country", _rt.Str(pattern="^[A-Z]{2}\\Z", source="^[A-Z]{2}$"), True),
     ),
 )
 _SPEC_Coupon: Final = _rt.Object(
@@ -319,6 +319,7 @@ class ChargeInvoiceWorker(abc.ABC):
     ``MyWorker().register(router)``. work() checks the raw args against the
     schema (raising gokogeri.codegen.runtime.ArgumentError, an ordinary job
     failure that follows Sidekiq's retry rules) and then calls perform().
+    Override retry_in() / retries_exhausted() for per-job retry behaviour.
     """
 
     CLASS_NAME: Final = "Billing::ChargeInvoiceJob"
@@ -350,6 +351,114 @@ class ChargeInvoiceWorker(abc.ABC):
             values[6],
         )
 
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+        invoice_id: UUID,
+        amount: Money,
+        customer: Customer,
+        line_items: list[LineItem],
+        payment_method: PaymentMethod,
+        coupon: Coupon | None,
+        metadata: dict[str, str] | _rt.Unset,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(
+        self,
+        invoice_id: UUID,
+        amount: Money,
+        customer: Customer,
+        line_items: list[LineItem],
+        payment_method: PaymentMethod,
+        coupon: Coupon | None,
+        metadata: dict[str, str] | _rt.Unset,
+        exc: BaseException,
+    ) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
     def register(self, router: gokogeri.Router) -> None:
-        """Route Billing::ChargeInvoiceJob jobs to this worker."""
-        router.register(self.CLASS_NAME, self)
+        """Route Billing::ChargeInvoiceJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.WorkerAdapter(self, _ARGS))
+
+
+class ChargeInvoiceAsyncWorker(abc.ABC):
+    """Async base class of Billing::ChargeInvoiceJob workers: perform() runs on the node's event loop.
+
+    Implement ``async def perform()`` and register an instance with a
+    gokogeri.Router: ``MyWorker().register(router)``. Arguments are checked and
+    decoded as in ChargeInvoiceWorker.
+    """
+
+    CLASS_NAME: Final = "Billing::ChargeInvoiceJob"
+
+    @abc.abstractmethod
+    async def perform(
+        self,
+        ctx: gokogeri.Context,
+        invoice_id: UUID,
+        amount: Money,
+        customer: Customer,
+        line_items: list[LineItem],
+        payment_method: PaymentMethod,
+        coupon: Coupon | None,
+        metadata: dict[str, str] | _rt.Unset = _rt.UNSET,
+    ) -> None:
+        """Run one job: return on success, raise to fail."""
+
+    async def work(self, ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        values = _ARGS.decode(job.args)
+        await self.perform(
+            ctx,
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            values[4],
+            values[5],
+            values[6],
+        )
+
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+        invoice_id: UUID,
+        amount: Money,
+        customer: Customer,
+        line_items: list[LineItem],
+        payment_method: PaymentMethod,
+        coupon: Coupon | None,
+        metadata: dict[str, str] | _rt.Unset,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(
+        self,
+        invoice_id: UUID,
+        amount: Money,
+        customer: Customer,
+        line_items: list[LineItem],
+        payment_method: PaymentMethod,
+        coupon: Coupon | None,
+        metadata: dict[str, str] | _rt.Unset,
+        exc: BaseException,
+    ) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
+    def register(self, router: gokogeri.Router) -> None:
+        """Route Billing::ChargeInvoiceJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.AsyncWorkerAdapter(self, _ARGS))

@@ -283,6 +283,7 @@ class GenerateReportWorker(abc.ABC):
     ``MyWorker().register(router)``. work() checks the raw args against the
     schema (raising gokogeri.codegen.runtime.ArgumentError, an ordinary job
     failure that follows Sidekiq's retry rules) and then calls perform().
+    Override retry_in() / retries_exhausted() for per-job retry behaviour.
     """
 
     CLASS_NAME: Final = "Reports::GenerateReportJob"
@@ -322,6 +323,138 @@ class GenerateReportWorker(abc.ABC):
             values[10],
         )
 
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+        report_id: UUID,
+        kind: Literal["sales", "inventory", "churn"],
+        from_date: date,
+        to_date: date,
+        requested_by: int | None,
+        requested_at: datetime,
+        format_: Literal["pdf", "csv", "xlsx"],
+        timezone: str,
+        max_rows: int | None,
+        include_archived: bool,
+        notify_email: str | _rt.Unset,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(
+        self,
+        report_id: UUID,
+        kind: Literal["sales", "inventory", "churn"],
+        from_date: date,
+        to_date: date,
+        requested_by: int | None,
+        requested_at: datetime,
+        format_: Literal["pdf", "csv", "xlsx"],
+        timezone: str,
+        max_rows: int | None,
+        include_archived: bool,
+        notify_email: str | _rt.Unset,
+        exc: BaseException,
+    ) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
     def register(self, router: gokogeri.Router) -> None:
-        """Route Reports::GenerateReportJob jobs to this worker."""
-        router.register(self.CLASS_NAME, self)
+        """Route Reports::GenerateReportJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.WorkerAdapter(self, _ARGS))
+
+
+class GenerateReportAsyncWorker(abc.ABC):
+    """Async base class of Reports::GenerateReportJob workers: perform() runs on the node's event loop.
+
+    Implement ``async def perform()`` and register an instance with a
+    gokogeri.Router: ``MyWorker().register(router)``. Arguments are checked and
+    decoded as in GenerateReportWorker.
+    """
+
+    CLASS_NAME: Final = "Reports::GenerateReportJob"
+
+    @abc.abstractmethod
+    async def perform(
+        self,
+        ctx: gokogeri.Context,
+        report_id: UUID,
+        kind: Literal["sales", "inventory", "churn"],
+        from_date: date,
+        to_date: date,
+        requested_by: int | None,
+        requested_at: datetime,
+        format_: Literal["pdf", "csv", "xlsx"] = "pdf",
+        timezone: str = "UTC",
+        max_rows: int | None = None,
+        include_archived: bool = False,
+        notify_email: str | _rt.Unset = _rt.UNSET,
+    ) -> None:
+        """Run one job: return on success, raise to fail."""
+
+    async def work(self, ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        values = _ARGS.decode(job.args)
+        await self.perform(
+            ctx,
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            values[4],
+            values[5],
+            values[6],
+            values[7],
+            values[8],
+            values[9],
+            values[10],
+        )
+
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+        report_id: UUID,
+        kind: Literal["sales", "inventory", "churn"],
+        from_date: date,
+        to_date: date,
+        requested_by: int | None,
+        requested_at: datetime,
+        format_: Literal["pdf", "csv", "xlsx"],
+        timezone: str,
+        max_rows: int | None,
+        include_archived: bool,
+        notify_email: str | _rt.Unset,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(
+        self,
+        report_id: UUID,
+        kind: Literal["sales", "inventory", "churn"],
+        from_date: date,
+        to_date: date,
+        requested_by: int | None,
+        requested_at: datetime,
+        format_: Literal["pdf", "csv", "xlsx"],
+        timezone: str,
+        max_rows: int | None,
+        include_archived: bool,
+        notify_email: str | _rt.Unset,
+        exc: BaseException,
+    ) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
+    def register(self, router: gokogeri.Router) -> None:
+        """Route Reports::GenerateReportJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.AsyncWorkerAdapter(self, _ARGS))

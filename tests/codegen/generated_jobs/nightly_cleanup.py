@@ -10,7 +10,7 @@ import abc
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 
 import gokogeri.codegen.runtime
 
@@ -136,6 +136,7 @@ class NightlyCleanupWorker(abc.ABC):
     ``MyWorker().register(router)``. work() checks the raw args against the
     schema (raising gokogeri.codegen.runtime.ArgumentError, an ordinary job
     failure that follows Sidekiq's retry rules) and then calls perform().
+    Override retry_in() / retries_exhausted() for per-job retry behaviour.
     """
 
     CLASS_NAME: Final = "NightlyCleanupJob"
@@ -148,6 +149,61 @@ class NightlyCleanupWorker(abc.ABC):
         _ARGS.decode(job.args)
         self.perform(ctx)
 
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(self, exc: BaseException) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
     def register(self, router: gokogeri.Router) -> None:
-        """Route NightlyCleanupJob jobs to this worker."""
-        router.register(self.CLASS_NAME, self)
+        """Route NightlyCleanupJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.WorkerAdapter(self, _ARGS))
+
+
+class NightlyCleanupAsyncWorker(abc.ABC):
+    """Async base class of NightlyCleanupJob workers: perform() runs on the node's event loop.
+
+    Implement ``async def perform()`` and register an instance with a
+    gokogeri.Router: ``MyWorker().register(router)``. Arguments are checked and
+    decoded as in NightlyCleanupWorker.
+    """
+
+    CLASS_NAME: Final = "NightlyCleanupJob"
+
+    @abc.abstractmethod
+    async def perform(self, ctx: gokogeri.Context) -> None:
+        """Run one job: return on success, raise to fail."""
+
+    async def work(self, ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        _ARGS.decode(job.args)
+        await self.perform(ctx)
+
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(self, exc: BaseException) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
+    def register(self, router: gokogeri.Router) -> None:
+        """Route NightlyCleanupJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.AsyncWorkerAdapter(self, _ARGS))

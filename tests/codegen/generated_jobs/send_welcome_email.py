@@ -23,7 +23,7 @@ _ARGS: Final = _rt.Args(
     "SendWelcomeEmailJob",
     (
         _rt.Arg("user_id", _rt.Int(minimum=1)),
-        _rt.Arg("email", _rt.Str(min_length=3, max_length=254, pattern="^[^@\\s]+@[^@\\s]+$")),
+        _rt.Arg("email", _rt.Str(min_length=3, max_length=254, pattern="^[^\\x09-\\x0d\\x20\\x40\\xa0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000\\ufeff]+@[^\\x09-\\x0d\\x20\\x40\\xa0\\u1680\\u2000-\\u200a\\u2028-\\u2029\\u202f\\u205f\\u3000\\ufeff]+\\Z", source="^[^@\\s]+@[^@\\s]+$")),
         _rt.Arg("locale", _rt.Const(("en", "fr", "de", "ja")), "en"),
         _rt.Arg("referrer_code", _rt.Nullable(_rt.Str()), None),
     ),
@@ -166,6 +166,7 @@ class SendWelcomeEmailWorker(abc.ABC):
     ``MyWorker().register(router)``. work() checks the raw args against the
     schema (raising gokogeri.codegen.runtime.ArgumentError, an ordinary job
     failure that follows Sidekiq's retry rules) and then calls perform().
+    Override retry_in() / retries_exhausted() for per-job retry behaviour.
     """
 
     CLASS_NAME: Final = "SendWelcomeEmailJob"
@@ -185,6 +186,90 @@ class SendWelcomeEmailWorker(abc.ABC):
         values = _ARGS.decode(job.args)
         self.perform(ctx, values[0], values[1], values[2], values[3])
 
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+        user_id: int,
+        email: str,
+        locale: Literal["en", "fr", "de", "ja"],
+        referrer_code: str | None,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(
+        self,
+        user_id: int,
+        email: str,
+        locale: Literal["en", "fr", "de", "ja"],
+        referrer_code: str | None,
+        exc: BaseException,
+    ) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
     def register(self, router: gokogeri.Router) -> None:
-        """Route SendWelcomeEmailJob jobs to this worker."""
-        router.register(self.CLASS_NAME, self)
+        """Route SendWelcomeEmailJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.WorkerAdapter(self, _ARGS))
+
+
+class SendWelcomeEmailAsyncWorker(abc.ABC):
+    """Async base class of SendWelcomeEmailJob workers: perform() runs on the node's event loop.
+
+    Implement ``async def perform()`` and register an instance with a
+    gokogeri.Router: ``MyWorker().register(router)``. Arguments are checked and
+    decoded as in SendWelcomeEmailWorker.
+    """
+
+    CLASS_NAME: Final = "SendWelcomeEmailJob"
+
+    @abc.abstractmethod
+    async def perform(
+        self,
+        ctx: gokogeri.Context,
+        user_id: int,
+        email: str,
+        locale: Literal["en", "fr", "de", "ja"] = "en",
+        referrer_code: str | None = None,
+    ) -> None:
+        """Run one job: return on success, raise to fail."""
+
+    async def work(self, ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        values = _ARGS.decode(job.args)
+        await self.perform(ctx, values[0], values[1], values[2], values[3])
+
+    def retry_in(
+        self,
+        count: int,
+        exc: BaseException,
+        user_id: int,
+        email: str,
+        locale: Literal["en", "fr", "de", "ja"],
+        referrer_code: str | None,
+    ) -> float | int | Literal["kill", "discard"] | None:
+        """Seconds until the next retry (Sidekiq's sidekiq_retry_in), with the job's arguments.
+
+        None keeps Sidekiq's default backoff; "kill" sends the job to the dead
+        set now; "discard" drops it.
+        """
+        return None
+
+    def retries_exhausted(
+        self,
+        user_id: int,
+        email: str,
+        locale: Literal["en", "fr", "de", "ja"],
+        referrer_code: str | None,
+        exc: BaseException,
+    ) -> None:
+        """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
+
+    def register(self, router: gokogeri.Router) -> None:
+        """Route SendWelcomeEmailJob jobs to this worker (with its typed hooks)."""
+        router.register(self.CLASS_NAME, _rt.AsyncWorkerAdapter(self, _ARGS))

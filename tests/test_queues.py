@@ -1,4 +1,6 @@
-"""Queue order: strict and weighted, as Sidekiq orders BRPOP keys."""
+"""Queue order: strict and weighted, as Sidekiq orders BRPOP keys.
+
+Redis comes from gokogeri's own pytest plugin (gokogeri_cm), as in a user's project."""
 
 from __future__ import annotations
 
@@ -6,12 +8,11 @@ import collections
 import threading
 
 import pytest
-import redis as redispy
 
 import gokogeri
 from gokogeri import Enqueuer, Job, OrderedQueueSet, RandomQueueSet, WorkerFunc
 from gokogeri import redis as gredis
-from tests.conftest import NodeThread, wait_for
+from gokogeri.testing import NodeThread, wait_for
 
 
 def test_ordered_set_dedupes_and_keeps_order() -> None:
@@ -74,8 +75,9 @@ def _run_and_record(
 
 @pytest.mark.parametrize("fetch", ["reliable", "basic"])
 def test_strict_order_over_thousands_of_fetches(
-    cm: gredis.ConnManager, r: redispy.Redis, fetch: str
+    gokogeri_cm: gredis.ConnManager, fetch: str
 ) -> None:
+    cm = gokogeri_cm
     e = Enqueuer(cm)
     for q in ("low", "mid", "high"):
         e.enqueue_bulk([Job("X", queue=q) for _ in range(1000)])
@@ -85,8 +87,9 @@ def test_strict_order_over_thousands_of_fetches(
 
 @pytest.mark.parametrize("fetch", ["reliable", "basic"])
 def test_weighted_order_over_thousands_of_fetches(
-    cm: gredis.ConnManager, r: redispy.Redis, fetch: str
+    gokogeri_cm: gredis.ConnManager, fetch: str
 ) -> None:
+    cm = gokogeri_cm
     e = Enqueuer(cm)
     for q in ("a", "b"):
         e.enqueue_bulk([Job("X", queue=q) for _ in range(3000)])

@@ -1,4 +1,5 @@
-"""FakeEnqueuer: what unit tests of enqueuing code use instead of Redis."""
+"""FakeEnqueuer: what unit tests of enqueuing code use instead of Redis (the plugin's
+gokogeri_fake fixture; tests/test_testing_kit.py covers the rest of the kit)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import gokogeri
 from gokogeri.testing import FakeEnqueuer
 
 
-def test_records_jobs_exactly_as_the_real_enqueuer_prepares_them() -> None:
-    fake = FakeEnqueuer()
+def test_records_jobs_exactly_as_the_real_enqueuer_prepares_them(
+    gokogeri_fake: FakeEnqueuer,
+) -> None:
+    fake = gokogeri_fake
     jid = fake.enqueue(gokogeri.Job("A", queue="q", args=[1]))
     fake.enqueue_in(gokogeri.Job("B"), 60)
     fake.enqueue_bulk([gokogeri.Job("C", args=[i]) for i in range(3)])
@@ -27,8 +30,8 @@ def test_records_jobs_exactly_as_the_real_enqueuer_prepares_them() -> None:
         fake.enqueue(gokogeri.Job("Bad", args=[(1, 2)]))
 
 
-def test_middleware_and_drain() -> None:
-    fake = FakeEnqueuer()
+def test_middleware_and_drain(gokogeri_fake: FakeEnqueuer) -> None:
+    fake = gokogeri_fake
 
     def stop_secret(job: gokogeri.Job, queue: str, call_next: Callable[[], Any]) -> Any:
         return None if job.class_name == "Secret" else call_next()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from gokogeri.prometheus import (
     OTHER_CLASS,
     PrometheusObserver,
     RedisCollector,
+    metrics_asgi_app,
     metrics_wsgi_app,
     start_metrics_server,
 )
@@ -278,3 +280,22 @@ def test_multi_process_counts_add_up(multiproc_dir: str, redis_url: str) -> None
     )
     assert value(samples, "gokogeri_queue_size") is None  # no queues in this Redis
     assert value(samples, "gokogeri_retry_jobs") == 0
+
+
+def test_asgi_app_serves_the_same_metrics(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+    r.zadd("dead", {"x": 1.0, "y": 2.0})
+    app = metrics_asgi_app(cm=cm)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "query_string": b"",
+             "headers": []}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+    body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
+    assert "gokogeri_dead_jobs 2.0" in body

@@ -416,7 +416,13 @@ class Codec:
             raise ActiveJobError(f"arguments must be an array, got {type(arguments).__name__}")
         values = [self.decode(v, f"arguments[{i}]") for i, v in enumerate(arguments)]
         kwargs: dict[str, Any] = {}
-        if arguments and isinstance(arguments[-1], dict) and RUBY2_KEYWORDS_KEY in arguments[-1]:
+        last = arguments[-1] if arguments else None
+        if (
+            isinstance(last, dict)
+            and RUBY2_KEYWORDS_KEY in last
+            and OBJECT_SERIALIZER_KEY not in last  # then it is an object, not a hash
+            and isinstance(values[-1], dict)
+        ):
             kwargs = {str(k): v for k, v in values.pop().items()}
         return values, kwargs
 

@@ -272,6 +272,19 @@ def test_globalid_round_trip(uri: str, gid: aj.GlobalID) -> None:
     assert aj.encode_arguments([gid]) == [{"_aj_globalid": uri}]
 
 
+def test_keyword_arguments_only_from_a_last_keywords_hash() -> None:
+    kw = {"a": 1, "_aj_ruby2_keywords": ["a"]}
+    assert aj.decode_arguments([kw]) == ([], {"a": 1})
+    # Anywhere else it is a positional hash (with symbol keys), as Ruby passes it.
+    assert aj.decode_arguments([kw, 2]) == ([{aj.Symbol("a"): 1}, 2], {})
+    # A serialized object carrying the marker is still an object.
+    sym = {"_aj_serialized": aj.SYMBOL_SERIALIZER, "value": "x", "_aj_ruby2_keywords": []}
+    assert aj.decode_arguments([sym]) == ([aj.Symbol("x")], {})
+    assert aj.encode_arguments([], {"a": aj.Symbol("b")}) == [
+        {"a": {"_aj_serialized": aj.SYMBOL_SERIALIZER, "value": "b"}, "_aj_ruby2_keywords": ["a"]}
+    ]
+
+
 def test_a_hash_that_only_looks_like_a_globalid_is_a_hash() -> None:
     # Rails: a GlobalID only when _aj_globalid is the hash's single key.
     value = {"_aj_globalid": "gid://a/B/1", "x": 1, "_aj_symbol_keys": []}
@@ -336,7 +349,9 @@ def test_broken_payloads_only_ever_fail_the_job() -> None:
     or raises ActiveJobError (an ordinary job failure)."""
     original = json.loads(fixture(SAMPLES[-1])["payload"])
     junk: list[Any] = [None, True, 0, -1.5, "", "x", "gid://", [], {}, [[]], {"_aj_serialized": None},
-                       {"_aj_serialized": aj.TIME_SERIALIZER}, {"_aj_globalid": 5}, 10**30]  # fmt: skip
+                       {"_aj_serialized": aj.TIME_SERIALIZER}, {"_aj_globalid": 5}, 10**30,
+                       {"_aj_ruby2_keywords": 5}, {"_aj_symbol_keys": [1]}, "9999999-01-01",
+                       {"_aj_serialized": aj.DURATION_SERIALIZER, "value": 1e300, "parts": []}]  # fmt: skip
     rng = random.Random(12)
     paths: list[list[Any]] = []
 

@@ -120,9 +120,12 @@ if [[ "$SOURCE" == registry ]]; then
     for img in "${MISSING[@]}"; do
         case "$img" in
             sidekiq:6) args=(--build-arg SIDEKIQ_VERSION=6.4.1 --build-arg RUBY_VERSION=3.1
+                             --build-arg ACTIVEJOB_VERSION=6.1.7.10
                              --build-arg "EXTRA_GEMS=redis:4.8.1 rack:2.2.22") ;;
-            sidekiq:7) args=(--build-arg SIDEKIQ_VERSION=7.3.2 --build-arg RUBY_VERSION=3.3) ;;
-            sidekiq:8) args=(--build-arg SIDEKIQ_VERSION=8.1.7 --build-arg RUBY_VERSION=3.3) ;;
+            sidekiq:7) args=(--build-arg SIDEKIQ_VERSION=7.3.2 --build-arg RUBY_VERSION=3.3
+                             --build-arg ACTIVEJOB_VERSION=7.2.2.2) ;;
+            sidekiq:8) args=(--build-arg SIDEKIQ_VERSION=8.1.7 --build-arg RUBY_VERSION=3.3
+                             --build-arg ACTIVEJOB_VERSION=7.2.4) ;;
             redis:7.0) args=(--build-arg BASE_IMAGE=docker.io/library/redis:7.0) ;;
             redis:8.0) args=(--build-arg BASE_IMAGE=docker.io/library/redis:8.0) ;;
             valkey:9) args=(--build-arg BASE_IMAGE=docker.io/valkey/valkey:9 --build-arg SERVER=valkey-server) ;;

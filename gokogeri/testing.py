@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -41,8 +42,8 @@ from gokogeri.middleware import ClientChain, ServerChain
 from gokogeri.node import Node
 from gokogeri.queues import OrderedQueueSet
 from gokogeri.redis import ConnManager
-from gokogeri.retry import Action, RetryPolicy, failure_outcome
-from gokogeri.worker import Context, Worker
+from gokogeri.retry import Action, Outcome, RetryPolicy, failure_outcome
+from gokogeri.worker import Context, Router, Worker, dispatch_name, is_async
 
 START_TIMEOUT = 10.0  # seconds; a cold redis-server is up in ~20 ms
 
@@ -248,6 +249,8 @@ class FakeEnqueuer:
         self._inline_worker: Worker | None = None
         # Retries run back to back; this seeded jitter keeps drains repeatable.
         self._rng = random.Random(0)
+        # The worker the current job resolved to, for its retry hooks after a failure.
+        self._running: Worker | None = None
 
     # --- modes ---
 
@@ -334,7 +337,9 @@ class FakeEnqueuer:
         """Recorded jobs of one class (a name, a Job, or a generated class)."""
         name = class_name_of(job_class)
         return [
-            j for j in self.jobs if j.class_name == name and (queue is None or j.queue == queue)
+            j
+            for j in self.jobs
+            if name in (j.class_name, dispatch_name(j)) and (queue is None or j.queue == queue)
         ]
 
     def assert_enqueued(
@@ -402,24 +407,59 @@ class FakeEnqueuer:
             if isinstance(due, (int, float)) and not isinstance(due, bool):
                 clock = max(clock, float(due))
             ran += 1
+            self._running = None
             try:
                 self._perform(worker, job, log)
             except Exception as exc:
                 if raise_errors:
                     raise
-                self._failed(job, exc, clock, run_retries)
+                self._failed(job, exc, clock, run_retries, self._running)
         return ran
 
     def _perform(self, worker: Worker, job: Job, log: logging.Logger) -> None:
+        """Run ``job`` as a node's processor does: resolve the Router's worker, server
+        middleware around it, async workers on an event loop. The resolved worker
+        stays in ``_running``: its retry hooks apply if the job fails."""
         ctx = Context(logger=log, queue=job.queue)
+        target = worker.resolve(job) if isinstance(worker, Router) else worker
+
+        def run() -> object:
+            if is_async(target):
+                # A fresh loop per job; a drain called from inside a running loop
+                # (an async test) must use a node instead.
+                return asyncio.run(target.work(ctx, job))
+            return target.work(ctx, job)
+
+        self._running = target
         if len(self.server_middleware):
-            self.server_middleware.invoke((ctx, job, job.queue), lambda: worker.work(ctx, job))
+            self.server_middleware.invoke((ctx, job, job.queue), run)
         else:
-            worker.work(ctx, job)
+            run()
         self.performed.append(job)
 
-    def _failed(self, job: Job, exc: BaseException, now: float, run_retries: bool) -> None:
-        outcome = failure_outcome(job, exc, self.policy, self._fmt, now=now, rng=self._rng)
+    def _failed(
+        self, job: Job, exc: BaseException, now: float, run_retries: bool, worker: Worker | None
+    ) -> None:
+        log = self.logger
+        outcome = failure_outcome(
+            job,
+            exc,
+            self.policy,
+            self._fmt,
+            now=now,
+            rng=self._rng,
+            retry_in=getattr(worker, "retry_in", None),
+            on_hook_error=lambda e: log.error("retry_in hook raised %r", e, exc_info=e),
+        )
+        if outcome.exhausted and worker is not None:
+            # Sidekiq's sidekiq_retries_exhausted: "discard" drops the job instead of burying it.
+            hook = getattr(worker, "retries_exhausted", None)
+            if hook is not None:
+                try:
+                    if hook(job.copy(), exc) == "discard":
+                        outcome = Outcome("drop", exhausted=True)
+                except Exception as e:  # a broken hook must not hide the job's own failure
+                    log.error("retries_exhausted hook raised %r", e, exc_info=e)
         if outcome.action == "drop":
             self.failures.append(Failure(job, exc, "drop"))
             return
@@ -529,7 +569,10 @@ def assert_enqueued(
     candidates = _args_candidates(job_class, args) if isinstance(args, (list, tuple)) else None
 
     def matches(job: Job) -> bool:
-        if job.class_name != name or (queue is not None and job.queue != queue):
+        # An ActiveJob wrapper matches by its wrapped class too, as the Router dispatches it.
+        if name not in (job.class_name, dispatch_name(job)):
+            return False
+        if queue is not None and job.queue != queue:
             return False
         if scheduled is not None and ("at" in job.fields) != scheduled:
             return False

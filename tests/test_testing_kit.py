@@ -3,6 +3,7 @@ assertion helpers, and the real-process helpers (NodeThread, RubySidekiq)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -209,6 +210,91 @@ def test_drain_runs_the_server_middleware() -> None:
     fake.drain(router_with(Run=lambda c, j: ran.append(j.class_name), Skipped=always_fails))
     assert calls == [("Run", "q1"), ("Skipped", "default")]
     assert ran == ["Run"] and fake.failures == []
+
+
+class Hooked:
+    """A worker with Sidekiq's per-worker hooks (sidekiq_retry_in / sidekiq_retries_exhausted)."""
+
+    def __init__(self, decision: Any, exhausted: Any = None) -> None:
+        self.decision = decision
+        self.exhausted_result = exhausted
+        self.asked: list[int] = []
+        self.exhausted: list[str] = []
+
+    def work(self, ctx: Context, job: Job) -> None:
+        raise Boom("hooked")
+
+    def retry_in(self, count: int, exc: BaseException, job: Job) -> Any:
+        self.asked.append(count)
+        return self.decision
+
+    def retries_exhausted(self, job: Job, exc: BaseException) -> Any:
+        self.exhausted.append(str(exc))
+        return self.exhausted_result
+
+
+def test_drain_applies_the_workers_retry_hooks() -> None:
+    fake = FakeEnqueuer()
+    now = time.time()
+    router = Router()
+    delayed = Hooked(3600)
+    router.register("Delayed", delayed)
+    fake.enqueue(Job("Delayed", retry=1))
+    fake.drain(router, run_retries=False)
+    (waiting,) = fake.retries
+    assert delayed.asked == [0] and waiting["at"] == pytest.approx(now + 3600, abs=60)
+
+    for decision, action in (("kill", "dead"), ("discard", "drop")):
+        fake = FakeEnqueuer()
+        hooked = Hooked(decision)
+        fake.enqueue(Job("Hooked"))
+        fake.drain(hooked)
+        assert [f.action for f in fake.failures] == [action]
+        # retries_exhausted runs when the job would go to the dead set
+        assert hooked.exhausted == (["hooked"] if decision == "kill" else [])
+
+    fake = FakeEnqueuer()
+    spared = Hooked(None, exhausted="discard")  # None: Sidekiq's own backoff
+    fake.enqueue(Job("Spared", retry=1))
+    fake.drain(spared)
+    assert [f.action for f in fake.failures] == ["retry", "drop"]
+    # retry_in is asked only while retries are left, as in Sidekiq
+    assert spared.asked == [0] and spared.exhausted == ["hooked"] and fake.dead == []
+
+
+def test_async_workers_run_in_drain_and_inline() -> None:
+    ran: list[list[Any]] = []
+    router = Router()
+
+    @router.handle("Async")
+    async def handle(ctx: Context, job: Job) -> None:
+        await asyncio.sleep(0)
+        if job.args == ["fail"]:
+            raise Boom("async")
+        ran.append(job.args)
+
+    fake = FakeEnqueuer()
+    fake.enqueue(Job("Async", args=[1]))
+    fake.enqueue(Job("Async", args=["fail"], retry=False))
+    assert fake.drain(router) == 2
+    assert ran == [[1]] and [f.action for f in fake.failures] == ["drop"]
+    with fake.inline(router):
+        fake.enqueue(Job("Async", args=[2]))
+    assert ran == [[1], [2]]
+
+
+def test_activejob_wrapped_jobs_match_by_their_wrapped_class() -> None:
+    fake = FakeEnqueuer()
+    fake.enqueue(
+        Job(
+            "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper",
+            args=[{"job_class": "InvoiceJob", "arguments": [1]}],
+            wrapped="InvoiceJob",
+        )
+    )
+    (job,) = fake.assert_enqueued("InvoiceJob")
+    assert job.class_name == "ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper"
+    assert fake.jobs_for("InvoiceJob") == [job]
 
 
 # --- inline mode ---

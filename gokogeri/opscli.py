@@ -319,7 +319,8 @@ def _act_all(
     sizes = {name: api.job_set(name).size() for name in sets}
     what = ", ".join(f"{name}: {n}" for name, n in sizes.items())
     scope = " matching the filters" if flt.active() else ""
-    confirm(f"{verb.capitalize()} every job{scope} in {what}?", yes)
+    ask = {"retried": "Retry", "killed": "Kill", "deleted": "Delete"}[verb]
+    confirm(f"{ask} every job{scope} in {what}?", yes)
     for name in sets:
         js = api.job_set(name)
         with progress_bar(f"{verb} {name}", sys.stderr.isatty()) as report:

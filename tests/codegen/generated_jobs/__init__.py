@@ -5,6 +5,7 @@
 - GenerateReport / GenerateReportWorker / GenerateReportAsyncWorker: Reports::GenerateReportJob (from generate_report.json)
 - NightlyCleanup / NightlyCleanupWorker / NightlyCleanupAsyncWorker: NightlyCleanupJob (from nightly_cleanup.json)
 - SendWelcomeEmail / SendWelcomeEmailWorker / SendWelcomeEmailAsyncWorker: SendWelcomeEmailJob (from send_welcome_email.json)
+- SyncContact / SyncContactWorker / SyncContactAsyncWorker: Crm::SyncContactJob (from sync_contact.json)
 """
 
 from .charge_invoice import (
@@ -31,6 +32,7 @@ from .send_welcome_email import (
     SendWelcomeEmailAsyncWorker,
     SendWelcomeEmailWorker,
 )
+from .sync_contact import SyncContact, SyncContactArgs, SyncContactAsyncWorker, SyncContactWorker
 
 __all__ = [
     "ChargeInvoice",
@@ -49,4 +51,8 @@ __all__ = [
     "SendWelcomeEmailArgs",
     "SendWelcomeEmailAsyncWorker",
     "SendWelcomeEmailWorker",
+    "SyncContact",
+    "SyncContactArgs",
+    "SyncContactAsyncWorker",
+    "SyncContactWorker",
 ]

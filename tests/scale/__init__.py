@@ -1,0 +1,1 @@
+"""Helpers for the scale tests: real Sentinel clusters, TLS servers, a swarm app."""

@@ -174,7 +174,9 @@ class TimeWithZone(datetime):
         return t
 
     def __repr__(self) -> str:
-        return f"TimeWithZone({datetime.__repr__(self)}, zone={self.zone!r})"
+        plain = datetime(self.year, self.month, self.day, self.hour, self.minute, self.second,
+                         self.microsecond, tzinfo=self.tzinfo, fold=self.fold)  # fmt: skip
+        return f"TimeWithZone.of({plain!r}, zone={self.zone!r})"
 
 
 PartValue: TypeAlias = int | float
@@ -261,6 +263,9 @@ class IndifferentHash(dict[str, Any]):
     """An ActiveSupport::HashWithIndifferentAccess: a dict with str keys that encodes back as one."""
 
     __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"IndifferentHash({dict.__repr__(self)})"
 
 
 # --- target versions ------------------------------------------------------------------------

@@ -470,6 +470,40 @@ def test_router_dispatches_wrapper_jobs_by_wrapped(rails: str) -> None:
     assert got == ["vip"]
 
 
+def test_perform_later_pushes_the_wrapper(cm: gredis.ConnManager, r: redispy.Redis) -> None:
+    """perform_later pushes to queue:Q now; set(wait_until:) / set(wait:) ZADD schedule at that
+    time with the envelope's scheduled_at (Rails 7.1+); a past time pushes now, as Rails does."""
+    client = aj.ActiveJobClient(Enqueuer(cm), rails="7.2.4", sidekiq="8.1.7")
+    mail = client.job("WelcomeMailJob", queue="mailers", priority=2)
+    now = mail.perform_later(aj.GlobalID("app", "User", "1"), locale="fr")
+    at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    later = mail.set(wait_until=at).perform_later(1)
+    past = mail.set(wait=-5).perform_later(2)
+    assert now is not None and later is not None and past is not None
+    queued = [json.loads(x) for x in cast(list[bytes], r.lrange("queue:mailers", 0, -1))]
+    assert [q["jid"] for q in queued] == [past.provider_job_id, now.provider_job_id]
+    first = queued[1]
+    assert first["class"] == aj.SIDEKIQ_WRAPPER and first["wrapped"] == "WelcomeMailJob"
+    env = first["args"][0]
+    assert env["arguments"] == [
+        {"_aj_globalid": "gid://app/User/1"},
+        {"locale": "fr", "_aj_ruby2_keywords": ["locale"]},
+    ]
+    assert (env["job_id"], env["priority"], env["queue_name"]) == (now.job_id, 2, "mailers")
+    assert env["scheduled_at"] is None and now.provider_job_id == first["jid"]
+    [(member, score)] = cast(
+        list[tuple[bytes, float]], r.zrange("schedule", 0, -1, withscores=True)
+    )
+    scheduled = json.loads(member)
+    assert score == at.timestamp() and "enqueued_at" not in scheduled
+    assert scheduled["args"][0]["scheduled_at"] == "2030-01-02T03:04:05.678901000Z"
+    with pytest.raises(ValueError, match="aware"):
+        mail.set(wait_until=datetime(2030, 1, 1)).perform_later()
+    with pytest.raises(aj.ActiveJobSerializationError, match=r"Rails 6\.1"):
+        aj.ActiveJobClient(Enqueuer(cm), rails="6.1").perform_later("X", range(3))
+    assert r.llen("queue:default") == 0  # nothing pushed for a refused job
+
+
 # --- real Ruby, real Redis, real Node -----------------------------------------------------------
 
 needs_activejob = pytest.mark.skipif(

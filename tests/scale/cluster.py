@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis as redispy
 
@@ -94,7 +95,7 @@ class SentinelCluster:
         # can be agreed on.
         deadline = time.monotonic() + 30
         for port in self.sentinel_ports:
-            s = redispy.Redis(port=port, host="127.0.0.1", decode_responses=True)
+            s: Any = redispy.Redis(port=port, host="127.0.0.1", decode_responses=True)
             try:
                 while True:
                     try:
@@ -125,7 +126,7 @@ class SentinelCluster:
             r.close()
 
     def master_port(self) -> int:
-        s = redispy.Redis(port=self.sentinel_ports[0], host="127.0.0.1", decode_responses=True)
+        s: Any = redispy.Redis(port=self.sentinel_ports[0], host="127.0.0.1", decode_responses=True)
         try:
             _host, port = s.sentinel_get_master_addr_by_name(SERVICE)
             return int(port)
@@ -142,7 +143,7 @@ class SentinelCluster:
         it was demoted, with its stale data: a Sentinel hazard, not a client one.
         """
         old = self.master_port()
-        s = redispy.Redis(port=self.sentinel_ports[0], host="127.0.0.1", decode_responses=True)
+        s: Any = redispy.Redis(port=self.sentinel_ports[0], host="127.0.0.1", decode_responses=True)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -159,7 +160,7 @@ class SentinelCluster:
             s.close()
         for port in self.sentinel_ports:
             while True:
-                c = redispy.Redis(port=port, host="127.0.0.1", decode_responses=True)
+                c: Any = redispy.Redis(port=port, host="127.0.0.1", decode_responses=True)
                 try:
                     _h, p = c.sentinel_get_master_addr_by_name(SERVICE)
                 finally:

@@ -68,8 +68,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JOB_WRAPPER",
+    "SCHEMA_FORMATS",
     "SIDEKIQ_WRAPPER",
     "WRAPPERS",
+    "ActiveJobCall",
     "ActiveJobClass",
     "ActiveJobClient",
     "ActiveJobError",
@@ -266,6 +268,23 @@ class IndifferentHash(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"IndifferentHash({dict.__repr__(self)})"
+
+
+# JSON Schema "format" of an argument -> the Python type that carries it, for typed contracts
+# (codegen with "x-gokogeri": {"activejob": true}). "date-time", "date" and "duration" are JSON
+# Schema's own formats; the rest name Ruby types JSON has no word for.
+SCHEMA_FORMATS: dict[str, type] = {
+    "date-time": datetime,  # Ruby Time
+    "ruby-datetime": RubyDateTime,
+    "ruby-time-with-zone": TimeWithZone,
+    "date": date,
+    "duration": timedelta,  # decoded as Duration, a timedelta
+    "decimal": Decimal,  # a string in JSON: BigDecimal
+    "ruby-symbol": Symbol,
+    "globalid": GlobalID,
+    "ruby-module": RubyModule,
+    "ruby-range": RubyRange,
+}
 
 
 # --- target versions ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -392,6 +392,28 @@ def test_envelope_fields_keep_unknown_keys() -> None:
     env = aj.Envelope.from_wire(wire)
     assert env.extra == {"continuation": {"step": 2}}
     assert env.to_wire(aj.RailsTarget("6.1"))["continuation"] == {"step": 2}
+
+
+def test_schema_formats_name_types_with_activejob_forms() -> None:
+    examples: dict[str, Any] = {
+        "date-time": datetime(2026, 1, 1, tzinfo=UTC),
+        "ruby-datetime": aj.RubyDateTime(2026, 1, 1, tzinfo=UTC),
+        "ruby-time-with-zone": aj.TimeWithZone.of(datetime(2026, 1, 1, tzinfo=UTC), "Etc/UTC"),
+        "date": date(2026, 1, 1),
+        "duration": timedelta(hours=1),
+        "decimal": Decimal("1.5"),
+        "ruby-symbol": aj.Symbol("s"),
+        "globalid": aj.GlobalID("app", "User", "1"),
+        "ruby-module": aj.RubyModule("Math"),
+        "ruby-range": aj.RubyRange(1, 2),
+    }
+    assert set(examples) == set(aj.SCHEMA_FORMATS)
+    for name, value in examples.items():
+        assert isinstance(value, aj.SCHEMA_FORMATS[name])
+        [wire] = aj.encode_arguments([value], target=aj.RailsTarget("7.2"))
+        assert isinstance(wire, dict) and wire.keys() & {"_aj_serialized", "_aj_globalid"}
+        [back], _ = aj.decode_arguments([wire])
+        assert isinstance(back, aj.SCHEMA_FORMATS[name]) and back == value
 
 
 # --- the worker adapter -----------------------------------------------------------------------

@@ -3,35 +3,44 @@
 from gokogeri import redis
 from gokogeri.enqueuer import Enqueuer
 from gokogeri.errors import (
+    EnqueueError,
     GokogeriError,
     InvalidArgumentError,
     InvalidPayloadError,
     InvalidQueueNameError,
+    NodeCrashedError,
+    RedisUnavailableError,
     UnknownJobClassError,
 )
+from gokogeri.events import JobEvent
 from gokogeri.job import Job, new_jid
 from gokogeri.log import default_logger, nop_logger
 from gokogeri.middleware import Chain, ClientChain, ServerChain
 from gokogeri.node import Node
 from gokogeri.queues import OrderedQueueSet, QueueSet, RandomQueueSet
-from gokogeri.worker import Context, Router, Worker, WorkerFunc
+from gokogeri.worker import AsyncWorkerFunc, Context, Router, Worker, WorkerFunc
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncWorkerFunc",
     "Chain",
     "ClientChain",
     "Context",
+    "EnqueueError",
     "Enqueuer",
     "GokogeriError",
     "InvalidArgumentError",
     "InvalidPayloadError",
     "InvalidQueueNameError",
     "Job",
+    "JobEvent",
     "Node",
+    "NodeCrashedError",
     "OrderedQueueSet",
     "QueueSet",
     "RandomQueueSet",
+    "RedisUnavailableError",
     "Router",
     "ServerChain",
     "UnknownJobClassError",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import importlib
+import inspect
 import logging
 import os
 import signal
@@ -11,19 +13,41 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any
 
+import redis as redispy
 import typer
 
-from gokogeri import opscli
+from gokogeri import __version__, opscli
 from gokogeri import redis as gredis
+from gokogeri.cliopts import NamespaceOpt, RedisUrlOpt, config_from, connect, fail
+from gokogeri.errors import NodeCrashedError
 from gokogeri.log import default_logger
 from gokogeri.node import SHUTDOWN_TIMEOUT, Node
 from gokogeri.queues import OrderedQueueSet, QueueSet, RandomQueueSet
-from gokogeri.worker import Worker
+from gokogeri.retry import RetryPolicy
+from gokogeri.worker import Worker, check_worker
 
 app = typer.Typer(add_completion=False, help="Background jobs, wire-compatible with Sidekiq.")
 
 # Sidekiq 6's default concurrency.
 DEFAULT_CONCURRENCY = 10
+# Exit status of a node that stopped after an internal error (sysexits' EX_SOFTWARE).
+EXIT_CRASHED = 70
+
+
+class FetchChoice(enum.StrEnum):
+    reliable = "reliable"
+    basic = "basic"
+
+
+class CompatChoice(enum.StrEnum):
+    v6 = "6"
+    v7 = "7"
+    v8 = "8"
+
+
+class TimestampChoice(enum.StrEnum):
+    float_ = "float"
+    ms = "ms"
 
 
 def parse_queues(specs: list[str]) -> QueueSet:
@@ -73,9 +97,22 @@ def build_node(
     tag: str,
     fetch: str,
     timeout: float,
+    config: gredis.Config | None = None,
+    compat: str | None = None,
 ) -> Node:
-    """A Node from what ``target`` is: a Node, a Worker, or a factory of either."""
-    if not isinstance(target, Node) and not hasattr(target, "work") and callable(target):
+    """A Node from what ``target`` is: a Node, a Worker (instance or class), a
+    Router, or a factory returning one of those."""
+    if inspect.isclass(target):
+        if not callable(getattr(target, "work", None)):
+            raise typer.BadParameter(f"{target.__qualname__} is a class without work(ctx, job)")
+        try:
+            target = target()  # a Worker class: the node needs an instance
+        except TypeError as e:
+            raise typer.BadParameter(
+                f"cannot create {target.__qualname__}() without arguments ({e}); "
+                "point at an instance or a factory instead"
+            ) from None
+    elif not isinstance(target, Node) and not hasattr(target, "work") and callable(target):
         target = target()
     if isinstance(target, Node):
         if queues or concurrency is not None:
@@ -87,62 +124,133 @@ def build_node(
         if tag:
             target.tag = tag
         return target
-    if not callable(getattr(target, "work", None)):
-        raise typer.BadParameter(f"{target!r} is neither a Node nor a Worker (work(ctx, job))")
+    try:
+        check_worker(target, "the target")
+    except TypeError as e:
+        raise typer.BadParameter(f"{e} (expected a Node, a Worker or a Router)") from None
     worker: Worker = target
-    cm = gredis.ConnManager(gredis.Config())
-    node = Node(logger, cm, fetch=fetch, tag=tag, shutdown_timeout=timeout)  # type: ignore[arg-type]
-    node.process_queues(parse_queues(queues), worker, concurrency or DEFAULT_CONCURRENCY)
+    cm = gredis.ConnManager(config if config is not None else gredis.Config())
+    policy = RetryPolicy(compat=compat) if compat else None  # type: ignore[arg-type]  # checked by the option
+    try:
+        node = Node(logger, cm, fetch=fetch, tag=tag, shutdown_timeout=timeout, retry_policy=policy)  # type: ignore[arg-type]  # checked by the option
+        node.process_queues(parse_queues(queues), worker, concurrency or DEFAULT_CONCURRENCY)
+    except (TypeError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
     return node
 
 
 def install_signal_handlers(node: Node) -> None:
-    """TERM/INT stop, TSTP quiets, TTIN dumps threads: Sidekiq's signals."""
+    """Sidekiq's signals: TERM/INT stop (a second one stops at once, pushing
+    unfinished jobs back), TSTP quiets, TTIN dumps threads."""
+    stops = 0
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stops
+        stops += 1
+        node.request_stop(hard=stops > 1)
 
     def later(fn: Any) -> Any:
         # Handlers run on the main thread inside run(); do the work elsewhere.
         return lambda signum, frame: threading.Thread(target=fn, name="signal", daemon=True).start()
 
-    signal.signal(signal.SIGTERM, lambda s, f: node.request_stop())
-    signal.signal(signal.SIGINT, lambda s, f: node.request_stop())
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTSTP, later(node.quiet))
     signal.signal(signal.SIGTTIN, later(node.dump_threads))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gokogeri {__version__}")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[
+    bool,
+    typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+]
+
+
+@app.callback()
+def main_options(version: VersionOpt = False) -> None:
+    """Background jobs, wire-compatible with Sidekiq."""
 
 
 @app.command()
 def run(
     target: Annotated[
-        str, typer.Argument(help="MODULE:ATTR naming a Node, a Worker, or a factory")
+        str,
+        typer.Argument(
+            help="MODULE:ATTR naming a Node, a Worker (instance or class), a Router, or a factory"
+        ),
     ],
     queue: Annotated[
         list[str] | None, typer.Option("--queue", "-q", help="NAME[,WEIGHT]; repeatable")
     ] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1)] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", "-t", help="shutdown grace, seconds")
+        float, typer.Option("--timeout", "-t", min=0, help="shutdown grace, seconds (>= 0)")
     ] = SHUTDOWN_TIMEOUT,
     tag: Annotated[str, typer.Option("--tag", "-g", help="shown in the Web UI")] = "",
-    fetch: Annotated[str, typer.Option(help="reliable (crash-safe) or basic (BRPOP)")] = "reliable",
+    fetch: Annotated[
+        FetchChoice, typer.Option(help="reliable (crash-safe) or basic (Sidekiq's BRPOP)")
+    ] = FetchChoice.reliable,
+    redis_url: RedisUrlOpt = None,
+    namespace: NamespaceOpt = "",
+    sidekiq_compat: Annotated[
+        CompatChoice,
+        typer.Option(
+            "--sidekiq-compat",
+            help="the Sidekiq version sharing this Redis: retry jitter and retry_for rules",
+        ),
+    ] = CompatChoice.v8,
+    timestamps: Annotated[
+        TimestampChoice,
+        typer.Option(help="float seconds (every Sidekiq) or ms integers (Sidekiq 8 only)"),
+    ] = TimestampChoice.float_,
     log_level: Annotated[str, typer.Option("--log-level", "-l")] = "info",
+    version: VersionOpt = False,
 ) -> None:
-    """Run a node until TERM/INT (or Stop in the Web UI); TSTP quiets it."""
+    """Run a node until TERM/INT (or Stop in the Web UI); TSTP quiets it.
+
+    A second TERM/INT stops at once: running jobs are pushed back to their queues.
+    """
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}")
-    if fetch not in ("reliable", "basic"):
-        raise typer.BadParameter("--fetch must be reliable or basic")
     logger = default_logger(level)
+    target_obj = load_target(target)
+    redis_given = redis_url is not None or namespace or timestamps != TimestampChoice.float_
+    if isinstance(target_obj, Node) and redis_given:
+        raise typer.BadParameter(
+            "the target is a ready Node with its own ConnManager: "
+            "--redis-url/--namespace/--timestamps do not apply to it"
+        )
+    cfg = config_from(redis_url, namespace, timestamp_format=timestamps.value)
+    if not isinstance(target_obj, Node):
+        connect(cfg).close()  # one line, not a traceback, if Redis is not there
     node = build_node(
-        load_target(target),
+        target_obj,
         logger=logger,
         queues=queue or [],
         concurrency=concurrency,
         tag=tag,
-        fetch=fetch,
+        fetch=fetch.value,
         timeout=timeout,
+        config=cfg,
+        compat=sidekiq_compat.value,
     )
+    if isinstance(target_obj, Node):
+        connect(node.cm.config).close()
     install_signal_handlers(node)
-    node.run()
+    try:
+        node.run()
+    except NodeCrashedError as e:
+        logger.critical("%s", e)
+        logging.shutdown()
+        raise typer.Exit(EXIT_CRASHED) from None
+    except redispy.RedisError as e:
+        raise fail(f"Redis failed while starting the node at {cfg.redacted_url()}: {e}") from None
 
 
 @app.command()

@@ -207,7 +207,7 @@ def _demo(console: Console, cm: gredis.ConnManager, jobs_mod: Any, n: int, concu
     table.add_row("still scheduled / enqueued", f"{stats.scheduled_size} / {stats.enqueued}")
     console.print(table)
     for entry in api.retries(10):
-        console.print(
-            f"retry set: {entry.job.class_name}: {entry.job.error_class}: {entry.job.error_message}"
-        )
+        if entry.job is not None:
+            job = entry.job
+            console.print(f"retry set: {job.class_name}: {job.error_class}: {job.error_message}")
     return 0 if done == total and stats.retry_size == 2 else 1

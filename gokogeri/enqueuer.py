@@ -3,6 +3,12 @@
 Immediate: ``SADD queues Q`` + ``LPUSH queue:Q payload`` in one round trip.
 Scheduled: ``ZADD schedule <at> payload`` with neither ``at`` nor
 ``enqueued_at`` in the member (the poller adds enqueued_at when it pushes).
+Bulk: every round trip is one MULTI/EXEC, so it is applied whole or not at
+all; if one fails, EnqueueError.pushed lists the jids of the round trips that
+were applied, and a caller retries only the rest.
+
+Redis failures are raised as gokogeri.errors.EnqueueError (RedisUnavailableError
+when Redis could not be reached), with redis-py's exception as the cause.
 """
 
 from __future__ import annotations
@@ -15,8 +21,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis as redispy
+
 from gokogeri import jsonc
-from gokogeri.errors import InvalidArgumentError, InvalidQueueNameError
+from gokogeri.errors import (
+    EnqueueError,
+    InvalidArgumentError,
+    InvalidQueueNameError,
+    RedisUnavailableError,
+)
 from gokogeri.job import Job, TimestampFormat, check_args, new_jid, now_stamp, restamp, stamp_format
 from gokogeri.middleware import ClientChain
 from gokogeri.redis import ConnManager
@@ -139,7 +152,10 @@ class Enqueuer:
             return None
         queue, payload, jid = prepared
         keys = self._keys
-        self._cm.send(("SADD", keys.queues, queue), ("LPUSH", keys.queue(queue), payload))
+        try:
+            self._cm.send(("SADD", keys.queues, queue), ("LPUSH", keys.queue(queue), payload))
+        except redispy.RedisError as e:
+            raise _enqueue_error(e, f"could not push job {jid} to queue {queue!r}") from e
         return jid
 
     def enqueue_in(self, job: Job, seconds: float | timedelta) -> str | None:
@@ -156,10 +172,13 @@ class Enqueuer:
             return None
         _queue, payload, jid = prepared
         keys = self._keys
-        self._cm.send(
-            ("ZADD", keys.schedule, repr(when), payload),
-            ("PUBLISH", keys.schedule_channel, repr(when)),
-        )
+        try:
+            self._cm.send(
+                ("ZADD", keys.schedule, repr(when), payload),
+                ("PUBLISH", keys.schedule_channel, repr(when)),
+            )
+        except redispy.RedisError as e:
+            raise _enqueue_error(e, f"could not schedule job {jid}") from e
         return jid
 
     def enqueue_bulk(self, jobs: Iterable[Job]) -> list[str | None]:
@@ -176,14 +195,14 @@ class Enqueuer:
             # The usual bulk: one class and one set of options, many args.
             return self.enqueue_many(template, [job.fields["args"] for job in jobs])
         jids: list[str | None] = []
-        by_queue: dict[str, list[str]] = {}
+        by_queue: dict[str, list[tuple[str, str]]] = {}
         for job in jobs:
             prepared = self._prepare(job)
             if prepared is None:
                 jids.append(None)
                 continue
             queue, payload, jid = prepared
-            by_queue.setdefault(queue, []).append(payload)
+            by_queue.setdefault(queue, []).append((jid, payload))
             jids.append(jid)
         self._push_grouped(by_queue)
         return jids
@@ -221,34 +240,54 @@ class Enqueuer:
         n = len(all_args)
         hexes = os.urandom(12 * n).hex()
         jids: list[str | None] = []
-        payloads: list[str] = []
+        items: list[tuple[str, str]] = []
         for i, encoded in enumerate(_encode_all_args(all_args)):
             jid = hexes[24 * i : 24 * i + 24]
             jids.append(jid)
             if args_first:
-                payloads.append(f'{head}{encoded}{mid}"{jid}"{tail}')
+                items.append((jid, f'{head}{encoded}{mid}"{jid}"{tail}'))
             else:
-                payloads.append(f'{head}"{jid}"{mid}{encoded}{tail}')
-        if payloads:
-            self._push_grouped({queue: payloads})
+                items.append((jid, f'{head}"{jid}"{mid}{encoded}{tail}'))
+        if items:
+            self._push_grouped({queue: items})
         return jids
 
-    def _push_grouped(self, by_queue: dict[str, list[str]]) -> None:
+    def _push_grouped(self, by_queue: dict[str, list[tuple[str, str]]]) -> None:
         """SADD the queues and LPUSH BULK_BATCH payloads per command,
-        BULK_PIPELINE commands per round trip."""
+        BULK_PIPELINE commands per round trip, each round trip one MULTI/EXEC."""
         if not by_queue:
             return
         keys = self._keys
         commands: list[tuple[Any, ...]] = [("SADD", keys.queues, *by_queue)]
-        for queue, payloads in by_queue.items():
+        trip: list[str] = []  # the jids of this round trip
+        pushed: list[str] = []
+        for queue, items in by_queue.items():
             key = keys.queue(queue)
-            for start in range(0, len(payloads), BULK_BATCH):
-                commands.append(("LPUSH", key, *payloads[start : start + BULK_BATCH]))
+            for start in range(0, len(items), BULK_BATCH):
+                batch = items[start : start + BULK_BATCH]
+                commands.append(("LPUSH", key, *(payload for _, payload in batch)))
+                trip += [jid for jid, _ in batch]
                 if len(commands) >= BULK_PIPELINE:
-                    self._cm.send(*commands)
-                    commands = []
+                    self._send_atomic(commands, trip, pushed)
+                    pushed += trip
+                    commands, trip = [], []
         if commands:
-            self._cm.send(*commands)
+            self._send_atomic(commands, trip, pushed)
+
+    def _send_atomic(
+        self, commands: list[tuple[Any, ...]], trip: list[str], pushed: list[str]
+    ) -> None:
+        try:
+            self._cm.send(("MULTI",), *commands, ("EXEC",))
+        except redispy.RedisError as e:
+            unsure = isinstance(e, (redispy.ConnectionError, redispy.TimeoutError))
+            what = (
+                f"bulk enqueue failed after {len(pushed)} jobs were pushed; "
+                f"the {len(trip)} jobs of the failed round trip were "
+                + ("possibly applied (the connection failed mid-reply)" if unsure else "not pushed")
+            )
+            err = _enqueue_error(e, what, pushed)
+            raise err from e
 
     # --- internals ---
 
@@ -315,3 +354,10 @@ def _encode_checked(fields: dict[str, Any]) -> str:
                     f"job field {key!r} holds a {type(value).__name__}, which is not JSON-native"
                 ) from None
         raise
+
+
+def _enqueue_error(e: redispy.RedisError, what: str, pushed: list[str] | None = None) -> EnqueueError:
+    """gokogeri's exception for a failed push; the caller chains redis-py's."""
+    if isinstance(e, (redispy.ConnectionError, redispy.TimeoutError)):
+        return RedisUnavailableError(f"{what}: Redis unreachable: {e}", pushed)
+    return EnqueueError(f"{what}: {e}", pushed)

@@ -138,11 +138,11 @@ class BasicFetch:
         self._clients_lock = threading.Lock()
         self._quiet = threading.Event()
         self._unblocker = Unblocker(cm)
-        self._settle = scripts.load(cm.client, "settle.lua")
         self._placeholder = keys.prefix + "gokogeri:none"
 
     def start(self) -> None:
-        pass
+        # Loaded here, not in __init__: building a node must not need Redis.
+        self._settle = scripts.load(self._cm.client, "settle.lua")
 
     def _conn(self) -> tuple[redispy.Redis, int]:
         conn: tuple[redispy.Redis, int] | None = getattr(self._local, "conn", None)

@@ -64,11 +64,6 @@ class ReliableFetch:
         self._keys_flat: list[str] = []
         for q, w in zip(self.queues, self.working_keys, strict=True):
             self._keys_flat += [keys.queue(q), w]
-        client = cm.client
-        self._fetch = scripts.load(client, "fetch.lua")
-        self._requeue_script = scripts.load(client, "requeue.lua")
-        self._settle = scripts.load(client, "settle.lua")
-        self._register = scripts.load(client, "register.lua")
         self.sizer = PrefetchSizer(instances, prefetch)
         self.marks = StartMarks(cm, identity, logger)
         self.waiters = IdleWaiters(
@@ -101,6 +96,13 @@ class ReliableFetch:
     # --- lifecycle ---
 
     def start(self) -> None:
+        # Loaded here, not in __init__: building a node must not need Redis.
+        client = self._cm.client
+        self._fetch = scripts.load(client, "fetch.lua")
+        self._requeue_script = scripts.load(client, "requeue.lua")
+        self._settle = scripts.load(client, "settle.lua")
+        self._register = scripts.load(client, "register.lua")
+        self.marks.load()
         args: list[str] = []
         for q, w in zip(self.queues, self.working_keys, strict=True):
             args += [w, json.dumps({"identity": self._identity, "queue": q})]
@@ -139,8 +141,16 @@ class ReliableFetch:
                 th.join(max(0.0, deadline - time.monotonic()))
         with self._cv:
             acks, self._acks = self._acks, []
-        if acks:
-            self._round_trip(0, acks)
+        try:
+            if acks:
+                self._round_trip(0, acks)
+            # Every processor is done and every acknowledgement written: what is
+            # left was never finished (a settle that Redis refused, a processor
+            # that died of an internal fault). Push it back now rather than
+            # leave it for a rescuer.
+            self._requeue_all()
+        except redispy.RedisError as e:
+            self._log.warning("could not flush the working lists at stop (rescue will): %s", e)
         self.marks.close()
         self._unregister()
 
@@ -336,4 +346,4 @@ class ReliableFetch:
                 args += [pair, payload]
         if args:
             n = self._requeue_script(keys=self._keys_flat, args=args)
-            self._log.warning("pushed back %s jobs left in working lists after a Redis error", n)
+            self._log.warning("pushed back %s unfinished jobs left in working lists", n)

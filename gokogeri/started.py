@@ -55,10 +55,14 @@ class StartMarks:
         self._cm = cm
         self._key = cm.keys.started(identity)
         self._log = logger
-        self._script = scripts.text_for(cm.client, "mark_started.lua")
+        self._script = scripts.without_flags(scripts.source("mark_started.lua"))
         self._local = threading.local()
         self._all: list[_ThreadConn] = []
         self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Pick the script form this server accepts (a round trip: call at start)."""
+        self._script = scripts.text_for(self._cm.client, "mark_started.lua")
 
     def mark(self, tid: str, payload: bytes) -> None:
         """Record that thread ``tid`` is about to run ``payload``. Never raises."""

@@ -6,6 +6,7 @@ environment variables, so a test can start it, SIGKILL it, and start another.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -60,6 +61,12 @@ def make_router(url: str) -> gokogeri.Router:
     @router.handle("Fail")
     def fail(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
         raise ValueError(f"failing on purpose: {job.args[0] if job.args else ''}")
+
+    @router.handle("AsyncSleep")
+    async def async_sleep(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        rec.start(job)
+        await asyncio.sleep(float(job.args[0]))
+        rec.done(job, mode="async")
 
     @router.handle("KillNode")
     def kill_node(ctx: gokogeri.Context, job: gokogeri.Job) -> None:

@@ -467,18 +467,19 @@ class Codec:
         raise ActiveJobError(f"{where}: a {type(value).__name__} is not an ActiveJob argument")
 
     def _decode_hash(self, value: dict[str, Any], where: str) -> dict[str, Any]:
-        result = {
-            k: self.decode(v, f"{where}[{k!r}]") for k, v in value.items() if k not in RESERVED_KEYS
-        }
-        if value.get(WITH_INDIFFERENT_ACCESS_KEY):
+        # ActiveJob's deserialize_hash: values first, then the first marker present (in this
+        # order) is removed and applied; any other reserved key stays an ordinary key.
+        result = {k: self.decode(v, f"{where}[{k!r}]") for k, v in value.items()}
+        if result.pop(WITH_INDIFFERENT_ACCESS_KEY, None):
             return IndifferentHash(result)
         for marker in (SYMBOL_KEYS_KEY, RUBY2_KEYWORDS_KEY):
-            if marker in value:
-                names = value[marker]
-                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                    raise ActiveJobError(f"{where}[{marker!r}] must be a list of key names")
-                wanted = set(names)
-                return {Symbol(k) if k in wanted else k: v for k, v in result.items()}
+            names = result.pop(marker, None)
+            if names is None or names is False:  # nil/false: Ruby's elsif moves on
+                continue
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ActiveJobError(f"{where}[{marker!r}] must be a list of key names")
+            wanted = set(names)
+            return {Symbol(k) if k in wanted else k: v for k, v in result.items()}
         return result
 
     def _decode_serialized(self, value: dict[str, Any], where: str) -> Any:
@@ -525,7 +526,12 @@ class Codec:
                 raw_parts = list(raw_parts.items())
             parts = self.decode(raw_parts, f"{where}['parts']")
             if not isinstance(parts, list) or not all(
-                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in parts
+                isinstance(p, list)
+                and len(p) == 2
+                and isinstance(p[0], str)
+                and isinstance(p[1], (int, float))
+                and not isinstance(p[1], bool)
+                for p in parts
             ):
                 raise ValueError("parts must be [name, amount] pairs")
             return Duration.of(seconds, ((str(k), v) for k, v in parts))

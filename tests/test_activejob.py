@@ -286,9 +286,13 @@ def test_keyword_arguments_only_from_a_last_keywords_hash() -> None:
 
 
 def test_a_hash_that_only_looks_like_a_globalid_is_a_hash() -> None:
-    # Rails: a GlobalID only when _aj_globalid is the hash's single key.
-    value = {"_aj_globalid": "gid://a/B/1", "x": 1, "_aj_symbol_keys": []}
-    assert aj.decode_arguments([value])[0] == [{"x": 1}]
+    # Rails: a GlobalID only when _aj_globalid is the hash's single key; the key then stays.
+    value = {"_aj_globalid": "gid://a/B/1", "x": 1, "_aj_symbol_keys": ["x"]}
+    assert aj.decode_arguments([value])[0] == [{"_aj_globalid": "gid://a/B/1", aj.Symbol("x"): 1}]
+    # Only the first marker applies (indifferent, then symbol keys, then keywords).
+    both = {"a": 1, "_aj_hash_with_indifferent_access": True, "_aj_symbol_keys": ["a"]}
+    got = aj.decode_arguments([both])[0][0]
+    assert type(got) is aj.IndifferentHash and got == {"a": 1, "_aj_symbol_keys": ["a"]}
 
 
 @pytest.mark.parametrize(

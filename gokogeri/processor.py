@@ -27,6 +27,7 @@ import redis as redispy
 
 from gokogeri import jsonc
 from gokogeri.aio import LoopThread
+from gokogeri.conns import JobClients
 from gokogeri.errors import InvalidPayloadError
 from gokogeri.events import JobEvent, Status
 from gokogeri.fetch import Fetcher, UnitOfWork
@@ -97,6 +98,7 @@ class Pool:
         self._router = worker if isinstance(worker, Router) else None
         needs_loop = is_async(worker) or (self._router is not None and self._router.has_async())
         self._loop = LoopThread(f"{name}-loop") if needs_loop else None
+        self.clients = JobClients(runtime.cm, async_pool_size=instances)
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
         # Per-thread counters, summed by the heartbeat: no lock on the hot path.
@@ -140,6 +142,7 @@ class Pool:
         """After the processors are done: stop the event loop."""
         if self._loop is not None:
             self._loop.stop()
+        self.clients.close()
 
     def counts(self) -> tuple[int, int]:
         return sum(self._processed.values()), sum(self._failed.values())
@@ -175,7 +178,7 @@ class Pool:
         info = joblog.enabled()
         queue = uow.queue
         self.busy[tid] = Busy(queue, uow.payload, int(time.time()), uow)
-        ctx = Context(self._rt.cancelled, log, self._rt.identity, queue)
+        ctx = Context(self._rt.cancelled, log, self._rt.identity, queue, self.clients)
         kv = ""
         if info or log.isEnabledFor(logging.WARNING):
             kv = f"class={escape(dispatch_name(job))} jid={escape(job.jid or '')}"

@@ -19,10 +19,16 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gokogeri.errors import UnknownJobClassError
 from gokogeri.job import Job
+
+if TYPE_CHECKING:
+    import redis as redispy
+    import redis.asyncio as aredispy
+
+    from gokogeri.conns import JobClients
 
 JobFunc = Callable[["Context", Job], object]
 AsyncJobFunc = Callable[["Context", Job], Awaitable[object]]
@@ -45,12 +51,28 @@ class Context:
     logger: the node's logger.
     identity: the node's Sidekiq process identity (hostname:pid:nonce).
     queue: the queue the job was fetched from.
+    redis: a redis-py client on the node's Redis for this thread alone,
+        without pool overhead (conns.py); for sync jobs.
+    aredis: a redis.asyncio client on the node's Redis, for async jobs.
     """
 
     cancelled: threading.Event = field(default_factory=threading.Event)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("gokogeri"))
     identity: str = ""
     queue: str = ""
+    clients: JobClients | None = None
+
+    @property
+    def redis(self) -> redispy.Redis:
+        if self.clients is None:
+            raise RuntimeError("ctx.redis exists only for jobs run by a node")
+        return self.clients.sync()
+
+    @property
+    def aredis(self) -> aredispy.Redis:
+        if self.clients is None:
+            raise RuntimeError("ctx.aredis exists only for jobs run by a node")
+        return self.clients.aio()
 
 
 @runtime_checkable

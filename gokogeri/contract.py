@@ -50,7 +50,7 @@ from gokogeri.testing import FakeEnqueuer
 from gokogeri.worker import Context, Worker
 
 RubyMode = Literal["auto", "host", "image", "none"]
-Check = Literal["schema", "python", "ruby-arity", "ruby-run", "baseline"]
+Check = Literal["schema", "python", "ruby-arity", "ruby-run", "ruby-generated", "baseline"]
 
 # Valid samples drawn at random from the whole schema, on top of the targeted ones.
 DEFAULT_RANDOM = 25
@@ -58,6 +58,8 @@ DEFAULT_RANDOM = 25
 INVALID_PER_ARG = 4
 # Error text from the other side is cut to this length in the report.
 SHOWN = 300
+# Samples printed per kind of disagreement (--json has them all).
+SAMPLES_SHOWN = 2
 # Environment variable naming a Sidekiq image to use when the host has no Ruby Sidekiq.
 IMAGE_ENV = "GOKOGERI_SIDEKIQ_IMAGE"
 
@@ -124,14 +126,23 @@ class Report:
                 f"{mark} {c.class_name} ({c.source}): {valid} valid + "
                 f"{len(c.samples) - valid} invalid samples; checks: {', '.join(c.checks)}"
             )
+            # One line per kind of disagreement, with the first samples that show it.
+            groups: dict[tuple[str, str], list[Disagreement]] = {}
             for d in c.disagreements:
-                lines.append(f"    {d}")
+                groups.setdefault((d.check, d.detail), []).append(d)
+            for (kind, detail), same in groups.items():
+                lines.append(f"    [{kind}] {detail}")
+                shown = [d.sample for d in same if d.sample is not None]
+                for sample in shown[:SAMPLES_SHOWN]:
+                    lines.append(f"      sample ({sample.why}): {sample.shown()}")
+                if len(shown) > SAMPLES_SHOWN:
+                    lines.append(f"      ... and {len(shown) - SAMPLES_SHOWN} more sample(s)")
             for n in c.notes:
                 lines.append(f"    note: {n}")
         total = len(self.disagreements())
         lines.append(
             f"{len(self.contracts)} contract(s), "
-            + ("all agree" if not total else f"{total} disagreement(s)")
+            + ("all agree" if not total else f"{total} disagreement(s) over the samples tried")
         )
         return "\n".join(lines)
 
@@ -504,15 +515,31 @@ def generated_workers(paths: Sequence[Path], into: Path) -> dict[str, type]:
         sys.path.remove(str(into))
 
 
-def _decoding_worker(base: type) -> Worker:
-    """A generated worker whose perform does nothing: work() = the schema's decoding alone."""
+class Decoder:
+    """A generated Python worker whose perform only keeps what it was given: its work()
+    is the schema's decoding alone, exactly as the generated code runs it."""
 
-    def perform(self: Any, ctx: Context, *values: Any) -> None:
+    def __init__(self, base: type) -> None:
+        def perform(this: Any, ctx: Context, *values: Any) -> None:
+            this.values = list(values)
+
+        self.worker: Worker = type(f"Contract{base.__name__}", (base,), {"perform": perform})()
+
+    def work(self, ctx: Context, job: Job) -> None:
+        self.worker.work(ctx, job)
+
+    def decode(self, job: Job) -> list[Any]:
+        """The values perform() would receive; raises the schema's ArgumentError."""
+        self.worker.work(Context(queue=job.queue), job)
+        values: list[Any] = getattr(self.worker, "values", [])
+        return values
+
+    def error(self, args: list[Any]) -> str | None:
+        try:
+            self.decode(Job("Contract", args=args))
+        except Exception as exc:
+            return str(exc)
         return None
-
-    cls = type(f"Contract{base.__name__}", (base,), {"perform": perform})
-    worker: Worker = cls()
-    return worker
 
 
 def _argument_error() -> type[Exception]:
@@ -614,10 +641,49 @@ input["payloads"].each do |p|
     out["results"] << { "id" => p["id"], "ok" => true }
   rescue Exception => e
     where = (e.backtrace || []).first.to_s.sub(/\A.*\//, "")
+    arg = e.is_a?(::ArgumentError) || e.is_a?(::TypeError) || e.is_a?(::NoMethodError)
     out["results"] << { "id" => p["id"], "ok" => false, "class" => e.class.name,
-                        "message" => e.message.to_s[0, 300], "where" => where }
+                        "message" => e.message.to_s[0, 300], "where" => where,
+                        "argument_error" => arg }
   end
   Sidekiq::Worker.clear_all if defined?(Sidekiq::Worker) && Sidekiq::Worker.respond_to?(:clear_all)
+end
+gen = input["generated"]
+if gen
+  # The user's job files may load their own generated module: that is what runs in
+  # production, so it is the one checked; else the freshly generated one.
+  out["generated_source"] = defined?(::GokogeriContracts) ? "yours" : "fresh"
+  begin
+    require gen["all"] unless defined?(::GokogeriContracts)
+  rescue Exception => e
+    out["generated_error"] = "#{e.class}: #{e.message}"[0, 500]
+  end
+  out["generated"] = []
+  (out["generated_error"] ? [] : gen["samples"]).each do |s|
+    r = { "id" => s["id"] }
+    begin
+      mod = ::GokogeriContracts.const_get(s["api"]) # our own generated names, not payload data
+      values = mod::ARGS.decode(s["args"])
+      r["decoded"] = true
+    rescue ::GokogeriContracts::ArgumentError => e
+      r["decoded"] = false
+      r["error"] = e.message.to_s[0, 300]
+    rescue Exception => e
+      r["decoded"] = false
+      r["crash"] = "#{e.class}: #{e.message}"[0, 300]
+    end
+    if r["decoded"]
+      begin
+        Sidekiq::Queues.clear_all
+        mod.perform_async(*values)
+        pushed = Sidekiq::Queues.jobs_by_queue.values.flatten.first
+        r["payload"] = Sidekiq.dump_json(pushed)
+      rescue Exception => e
+        r["push_error"] = "#{e.class}: #{e.message}"[0, 300]
+      end
+    end
+    out["generated"] << r
+  end
 end
 File.write(input["out"], JSON.generate(out))
 """
@@ -635,45 +701,51 @@ class RubySide:
         return "host ruby" if self.mode == "host" else f"image {self.image} ({self.engine})"
 
     def run(
-        self, ruby_files: list[Path], classes: list[str], payloads: list[dict[str, Any]]
+        self,
+        ruby_files: list[Path],
+        doc: dict[str, Any],
+        generated: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """Run RUBY_RUNNER on ``doc`` (classes, payloads, generated samples) with the user's
+        files and, if given, the generated Ruby module's files; returns its results."""
         with tempfile.TemporaryDirectory(prefix="gokogeri-contract-") as tmp:
             work = Path(tmp)
             (work / "runner.rb").write_text(RUBY_RUNNER, encoding="utf-8")
+            if generated:
+                (work / "gen").mkdir()
+                for name, text in generated.items():
+                    (work / "gen" / name).write_text(text, encoding="utf-8")
             if self.mode == "host":
+                base = str(work)
                 files = [str(f) for f in ruby_files]
-                out = work / "out.json"
                 cmd = ["ruby", str(work / "runner.rb"), str(work / "input.json")]
-                in_path = work / "input.json"
             else:
+                assert self.engine is not None and self.image is not None
+                base = "/contract"
                 roots = sorted({f.parent for f in ruby_files})
                 mounts: list[str] = ["-v", f"{work}:/contract"]
                 files = []
                 for n, root in enumerate(roots):
                     mounts += ["-v", f"{root}:/app{n}:ro"]
                     files += [f"/app{n}/{f.name}" for f in ruby_files if f.parent == root]
-                out = work / "out.json"
-                assert self.engine is not None and self.image is not None
                 cmd = [
                     self.engine, "run", "--rm", "--network", "none", *mounts,
                     "-e", "GOKOGERI_CONTRACT_QUIET=1",
                     self.image, "ruby", "/contract/runner.rb", "/contract/input.json",
                 ]  # fmt: skip
-                in_path = work / "input.json"
-            target = "/contract/out.json" if self.mode == "image" else str(out)
-            in_path.write_text(
-                json.dumps(
-                    {"files": files, "classes": classes, "payloads": payloads, "out": target}
-                ),
-                encoding="utf-8",
-            )
+            full = {**doc, "files": files, "out": f"{base}/out.json"}
+            if generated and "generated" in doc:
+                full["generated"] = {**doc["generated"], "all": f"{base}/gen/all.rb"}
+            (work / "input.json").write_text(json.dumps(full), encoding="utf-8")
             env = dict(os.environ, GOKOGERI_CONTRACT_QUIET="1")
             done = subprocess.run(
                 cmd, env=env, capture_output=True, text=True, timeout=600, check=False
             )
+            out = work / "out.json"
             if done.returncode != 0 or not out.exists():
                 raise RuntimeError(
-                    f"the Ruby side failed (exit {done.returncode}):\n{(done.stderr or done.stdout)[-2000:]}"
+                    f"the Ruby side failed (exit {done.returncode}):\n"
+                    f"{(done.stderr or done.stdout)[-2000:]}"
                 )
             loaded: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
             return loaded
@@ -719,22 +791,47 @@ def check_ruby(
     payloads: dict[str, list[str]],
     side: RubySide,
     ruby_files: list[Path],
+    generated: dict[str, str] | None,
+    decoders: dict[str, Decoder],
 ) -> str:
-    """Run every valid sample of every contract through the Ruby job classes."""
-    classes = [c.job.class_name for c in contracts]
+    """The Ruby checks, in one Ruby process: the user's job classes (arity, and every valid
+    sample run through Sidekiq's process_job) and the generated Ruby module (every sample
+    decoded, every valid one pushed back and decoded by the Python side)."""
+    by_class = {r.class_name: r for r in results}
+    api = {c.job.class_name: c.job.api_name for c in contracts}
     batch: list[dict[str, Any]] = []
+    wire: list[dict[str, Any]] = []
     index: dict[int, tuple[ContractResult, Sample]] = {}
     counter = itertools.count()
     for result in results:
         for sample, payload in zip(result.samples, payloads[result.class_name], strict=True):
-            if sample.valid:
-                n = next(counter)
-                index[n] = (result, sample)
+            n = next(counter)
+            index[n] = (result, sample)
+            if sample.valid and ruby_files:
                 batch.append({"id": n, "payload": payload})
-    out = side.run(ruby_files, classes, batch)
+            wire.append({"id": n, "api": api[result.class_name], "args": sample.args})
+    doc: dict[str, Any] = {
+        "classes": [c.job.class_name for c in contracts] if ruby_files else [],
+        "payloads": batch,
+    }
+    if generated is not None:
+        doc["generated"] = {"samples": wire}
+    out = side.run(ruby_files, doc, generated)
     if "load_error" in out:
         raise RuntimeError(f"loading the Ruby job files failed: {out['load_error']}")
-    by_class = {r.class_name: r for r in results}
+    if ruby_files:
+        _ruby_classes(out, contracts, by_class, index)
+    if generated is not None:
+        _ruby_generated(out, by_class, index, decoders)
+    return f"Sidekiq {out['sidekiq']} on Ruby {out['ruby']} ({side.describe()})"
+
+
+def _ruby_classes(
+    out: dict[str, Any],
+    contracts: list[Contract],
+    by_class: dict[str, ContractResult],
+    index: dict[int, tuple[ContractResult, Sample]],
+) -> None:
     for contract in contracts:
         result = by_class[contract.job.class_name]
         info = out["classes"].get(contract.job.class_name, {})
@@ -765,7 +862,7 @@ def check_ruby(
         if entry["ok"]:
             continue
         text = f"{entry['class']}: {entry['message']} ({entry['where']})"
-        if entry["class"] in ("ArgumentError", "TypeError", "NoMethodError"):
+        if entry["argument_error"]:
             result.disagreements.append(
                 Disagreement("ruby-run", f"Ruby refused a valid sample: {text}", sample)
             )
@@ -776,7 +873,63 @@ def check_ruby(
             f"{len(texts)} valid sample(s) raised errors that are not argument errors "
             f"(not counted), e.g. {texts[0]}"
         )
-    return f"Sidekiq {out['sidekiq']} on Ruby {out['ruby']} ({side.describe()})"
+
+
+def _ruby_generated(
+    out: dict[str, Any],
+    by_class: dict[str, ContractResult],
+    index: dict[int, tuple[ContractResult, Sample]],
+    decoders: dict[str, Decoder],
+) -> None:
+    if out.get("generated_error"):
+        raise RuntimeError(f"loading the generated Ruby module failed: {out['generated_error']}")
+    source = (
+        "your generated Ruby module (loaded by your job files)"
+        if out.get("generated_source") == "yours"
+        else "the generated Ruby module"
+    )
+    checked: set[str] = set()
+    messages: dict[str, list[str]] = {}
+    for entry in out.get("generated", []):
+        result, sample = index[entry["id"]]
+        if result.class_name not in checked:
+            checked.add(result.class_name)
+            result.checks.append("ruby-generated")
+
+        def disagree(detail: str, result: ContractResult = result, sample: Sample = sample) -> None:
+            result.disagreements.append(Disagreement("ruby-generated", detail, sample))
+
+        decoder = decoders[result.class_name]
+        if "crash" in entry:
+            disagree(f"{source} crashed on a sample: {entry['crash']}")
+        elif sample.valid and not entry["decoded"]:
+            disagree(f"{source} refused a valid sample: {entry['error']}")
+        elif not sample.valid and entry["decoded"]:
+            disagree(f"{source} accepted an invalid sample")
+        elif not sample.valid:
+            python_error = decoder.error(sample.args)
+            if python_error is not None and python_error != entry["error"]:
+                messages.setdefault(result.class_name, []).append(
+                    f"Ruby: {entry['error']!r}; Python: {python_error!r}"
+                )
+        elif "push_error" in entry:
+            disagree(f"{source} could not push a valid sample: {entry['push_error']}")
+        else:
+            pushed = Job.decode(entry["payload"])
+            try:
+                values = decoder.decode(pushed)
+            except Exception as exc:
+                disagree(f"the Python side refused the payload {source} pushed: {_short(exc)}")
+                continue
+            if values != decoder.decode(Job(result.class_name, args=sample.args)):
+                disagree(
+                    f"a round trip through {source} changed the values: it pushed "
+                    f"{json.dumps(pushed.args, ensure_ascii=False)[:SHOWN]}"
+                )
+    for name, texts in messages.items():
+        by_class[name].notes.append(
+            f"{len(texts)} invalid sample(s) refused with different messages, e.g. {texts[0]}"
+        )
 
 
 # --- putting it together -------------------------------------------------------------------------
@@ -834,6 +987,7 @@ def check(
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="gokogeri-contract-py-") as tmp:
         generated = generated_workers(paths, Path(tmp))
+        decoders = {name: Decoder(base) for name, base in generated.items()}
         old: dict[str, Contract] = {}
         if baseline:
             old_paths = [Path(p) for p in baseline]
@@ -845,7 +999,7 @@ def check(
             payloads[job.class_name] = _payloads(job, result.samples)
             check_python(
                 result,
-                _decoding_worker(generated[job.class_name]),
+                decoders[job.class_name],
                 payloads[job.class_name],
                 "schema",
                 "the generated Python code",
@@ -865,26 +1019,35 @@ def check(
         for name in sorted(set(old) - {c.job.class_name for c in contracts}):
             notes.append(f"{name} was removed: jobs already enqueued for it will fail")
     files = _ruby_files(Path(ruby_jobs) if ruby_jobs is not None else None)
-    if not files:
-        ruby_desc = "not run (no --ruby-jobs)"
+    side = choose_ruby(ruby, sidekiq_image)
+    if isinstance(side, str):
+        ruby_desc = side
     else:
-        side = choose_ruby(ruby, sidekiq_image)
-        if isinstance(side, str):
-            ruby_desc = side
-        else:
-            ruby_desc = check_ruby(results, contracts, payloads, side, files)
-    notes.append(
-        "payloads from a generated Ruby module: not checked (gokogeri generate has no Ruby "
-        "output in this version)"
-    )
+        ruby_desc = check_ruby(
+            results, contracts, payloads, side, files, generated_ruby(paths), decoders
+        )
+        if not files:
+            notes.append("Ruby job classes not checked: no --ruby-jobs")
     return Report(results, ruby_desc, notes)
+
+
+def generated_ruby(paths: Sequence[Path]) -> dict[str, str]:
+    """The Ruby module ``gokogeri generate --ruby`` writes for ``paths`` (file name -> text)."""
+    from gokogeri.codegen import ruby
+    from gokogeri.codegen.loader import load
+
+    files: dict[str, str] = ruby.render_package(load(list(paths)))
+    return files
 
 
 def _check_baseline(result: ContractResult, old: Contract, new: Contract, new_worker: type) -> None:
     """Every payload valid under the old schema must stay valid, and decodable, under the new one."""
+    from gokogeri.codegen.diff import Verdict, compare_jobs
+
     result.checks.append("baseline")
     judge = Judge(new.doc)
-    decoder = _decoding_worker(new_worker)
+    decoder = Decoder(new_worker)
+    found = len(result.disagreements)
     old_samples = [s for s in generate_samples(old.doc, old.job) if s.valid]
     for sample, payload in zip(old_samples, _payloads(old.job, old_samples), strict=True):
         shown = Sample(sample.args, True, f"valid under the old schema: {sample.why}")
@@ -905,6 +1068,18 @@ def _check_baseline(result: ContractResult, old: Contract, new: Contract, new_wo
                     "baseline", f"the new Python code refuses an old payload: {_short(exc)}", shown
                 )
             )
+    # gokogeri schema diff's static verdict on the same change, for the report.
+    showed = len(result.disagreements) > found
+    for change in compare_jobs(old.job, new.job):
+        if change.verdict is Verdict.SAFE:
+            continue
+        text = f"schema diff: {change.verdict.value.upper()} {change.where}: {change.what}"
+        if change.verdict is Verdict.BREAKING and not showed:
+            result.disagreements.append(
+                Disagreement("baseline", f"{text} (no generated sample showed it)")
+            )
+        else:
+            result.notes.append(text)
 
 
 def assert_contracts(schemas: Sequence[Path | str], **options: Any) -> Report:

@@ -25,6 +25,7 @@ from gokogeri.contract import (
     assert_contracts,
     check,
     generate_samples,
+    generated_ruby,
     generated_workers,
     load_contracts,
     register,
@@ -173,7 +174,7 @@ def test_generated_code_agrees_with_the_schema(schema_dir: Path) -> None:
     assert report.ok, report.render()
     (result,) = report.contracts
     assert result.checks == ["schema"]
-    assert report.ruby == "not run (no --ruby-jobs)"
+    assert report.ruby == "not run (--ruby none)"
 
 
 def test_python_worker_that_rejects_a_valid_default(tmp_path: Path, schema_dir: Path) -> None:
@@ -251,7 +252,48 @@ def test_ruby_perform_with_one_argument_fewer(tmp_path: Path, schema_dir: Path) 
     write(tmp_path, "ruby/ship.rb", RUBY_GOOD)
     good = check([schema_dir], ruby_jobs=ruby, ruby="host")
     assert good.ok, good.render()
-    assert good.contracts[0].checks == ["schema", "ruby-arity", "ruby-run"]
+    assert good.contracts[0].checks == ["schema", "ruby-arity", "ruby-run", "ruby-generated"]
+
+
+@needs_ruby_sidekiq
+def test_generated_ruby_module_and_python_agree_both_ways(schema_dir: Path) -> None:
+    # No Ruby job classes: the generated Ruby module alone decodes every sample, pushes every
+    # valid one back, and the Python side decodes what it pushed to the same values.
+    report = check([schema_dir], ruby="host")
+    assert report.ok, report.render()
+    assert report.contracts[0].checks == ["schema", "ruby-generated"]
+    assert "Ruby job classes not checked: no --ruby-jobs" in report.notes
+
+
+@needs_ruby_sidekiq
+def test_a_stale_generated_ruby_module_in_the_ruby_app(tmp_path: Path, schema_dir: Path) -> None:
+    # The Ruby app still loads the module generated before "dhl" was added to the schema.
+    old = write(tmp_path, "old/ship_order.json", json.dumps(ship_schema(["ups"])))
+    for name, text in generated_ruby([old]).items():
+        write(tmp_path, f"app/contracts/{name}", text)
+    jobs = write(
+        tmp_path,
+        "app/jobs.rb",
+        'require_relative "contracts/all"\n'
+        "module Shop\n"
+        "  class ShipOrderJob\n"
+        "    include GokogeriContracts::ShipOrder::Job\n"
+        "    def perform(order_id, carrier, express = false, note = nil); end\n"
+        "  end\n"
+        "end\n",
+    )
+    report = check([schema_dir], ruby_jobs=jobs, ruby="host")
+    generated = disagreements(report, "ruby-generated")
+    assert generated, report.render()
+    for detail, sample in generated:
+        assert detail.startswith(
+            "your generated Ruby module (loaded by your job files) refused a valid sample: "
+            "Shop::ShipOrderJob args[1] (carrier): must be"
+        )
+        assert sample is not None and sample.args[1] == "dhl"
+    # the job class decodes through the same stale module, so Sidekiq runs fail the same way
+    runs = disagreements(report, "ruby-run")
+    assert runs and all(s is not None and s.args[1] == "dhl" for _, s in runs)
 
 
 @needs_ruby_sidekiq

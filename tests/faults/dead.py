@@ -39,7 +39,8 @@ def _finite(text: str) -> float:
 def parse(member: bytes) -> dict[str, Any] | None:
     """The entry as a JSON object, or None if it is not one (raw bytes kept as they came)."""
     try:
-        obj = json.loads(member, parse_constant=_refuse, parse_float=_finite)
+        # Strict UTF-8 first: json.loads(bytes) lets encoded surrogates through.
+        obj = json.loads(member.decode("utf-8"), parse_constant=_refuse, parse_float=_finite)
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None

@@ -208,6 +208,7 @@ class ResizeImageWorker(abc.ABC):
         exc: BaseException,
     ) -> None:
         """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
 
     def register(self, router: gokogeri.Router) -> None:
         """Route Media::ResizeImageJob jobs to this worker (with its typed hooks)."""
@@ -264,6 +265,7 @@ class ResizeImageAsyncWorker(abc.ABC):
         exc: BaseException,
     ) -> None:
         """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
 
     def register(self, router: gokogeri.Router) -> None:
         """Route Media::ResizeImageJob jobs to this worker (with its typed hooks)."""

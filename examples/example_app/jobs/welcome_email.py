@@ -211,6 +211,7 @@ class WelcomeEmailWorker(abc.ABC):
         exc: BaseException,
     ) -> None:
         """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
 
     def register(self, router: gokogeri.Router) -> None:
         """Route WelcomeEmailJob jobs to this worker (with its typed hooks)."""
@@ -267,6 +268,7 @@ class WelcomeEmailAsyncWorker(abc.ABC):
         exc: BaseException,
     ) -> None:
         """Called once the job has no retries left (Sidekiq's sidekiq_retries_exhausted)."""
+        return None
 
     def register(self, router: gokogeri.Router) -> None:
         """Route WelcomeEmailJob jobs to this worker (with its typed hooks)."""

@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import redis as redispy
 
-from gokogeri import jsonc
 from gokogeri.aio import LoopThread
 from gokogeri.conns import JobClients
 from gokogeri.errors import InvalidPayloadError
@@ -35,14 +34,12 @@ from gokogeri.job import Job
 from gokogeri.log import JobLog, escape
 from gokogeri.middleware import ServerChain
 from gokogeri.queues import QueueSet
-from gokogeri.retry import Outcome, error_class_name, failure_outcome
+from gokogeri.retry import CODEC_ERRORS, Outcome, dead_payload, error_class_name, failure_outcome
 from gokogeri.runtime import Runtime
 from gokogeri.worker import Context, Router, Worker, dispatch_name, is_async
 
 # How long an idle processor waits for work before re-checking for shutdown.
 RETRIEVE_TIMEOUT = 0.5
-# Exceptions that mean a value could not be encoded (or decoded) as JSON.
-CODEC_ERRORS = (ValueError, TypeError, RecursionError, UnicodeError, OverflowError)
 
 
 def thread_tid() -> str:
@@ -331,23 +328,6 @@ class Pool:
         outcome = Outcome("dead", payload, time.time(), uow.queue)
         if self._settle(uow, outcome, None) and self._rt.observers:
             self._rt.notify(JobEvent(None, uow.queue, "", "invalid", 0.0))
-
-
-def dead_payload(raw: bytes, reason: str) -> str:
-    """What the dead set keeps for a payload that cannot be handled: a JSON
-    object gets error_class/error_message added, anything else is kept as
-    the raw text (invalid UTF-8 replaced), exactly as it arrived."""
-    try:
-        fields = jsonc.loads(raw)
-        if isinstance(fields, dict):
-            fields["error_class"] = "InvalidPayloadError"
-            fields["error_message"] = reason[:10_000]
-            text = jsonc.dumps(fields)
-            text.encode("utf-8")  # a lone surrogate decodes but cannot be written
-            return text
-    except CODEC_ERRORS:
-        pass
-    return raw.decode("utf-8", errors="replace")
 
 
 def escape_tb(tb: str) -> str:

@@ -33,7 +33,7 @@ from gokogeri.fetch import dead_trim_args
 from gokogeri.heartbeat import HEARTBEAT_TTL
 from gokogeri.job import restamp, stamp_format
 from gokogeri.log import escape
-from gokogeri.processor import CODEC_ERRORS, dead_payload
+from gokogeri.retry import CODEC_ERRORS, dead_payload
 from gokogeri.runtime import Runtime
 from gokogeri.started import digest
 

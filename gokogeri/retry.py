@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gokogeri import jsonc
 from gokogeri.job import (
     DEFAULT_MAX_RETRIES,
     Job,
@@ -49,6 +50,8 @@ DEAD_MAX_JOBS = 10_000
 DEAD_TIMEOUT = 180 * 24 * 60 * 60  # 6 months, in seconds
 # Sidekiq truncates error messages to this many characters.
 MAX_ERROR_MESSAGE = 10_000
+# Exceptions that mean a value could not be encoded (or decoded) as JSON.
+CODEC_ERRORS = (ValueError, TypeError, RecursionError, UnicodeError, OverflowError)
 
 Action = Literal["retry", "dead", "drop"]
 # Which Sidekiq's rules to follow where versions differ (jitter, retry_for).
@@ -222,3 +225,20 @@ def _message(exc: BaseException) -> str:
     if not msg and exc.args == ():
         msg = error_class_name(exc)
     return msg[:MAX_ERROR_MESSAGE]
+
+
+def dead_payload(raw: bytes, reason: str) -> str:
+    """What the dead set keeps for a payload that cannot be handled: a JSON
+    object gets error_class/error_message added, anything else is kept as
+    the raw text (invalid UTF-8 replaced), exactly as it arrived."""
+    try:
+        fields = jsonc.loads(raw)
+        if isinstance(fields, dict):
+            fields["error_class"] = "InvalidPayloadError"
+            fields["error_message"] = reason[:MAX_ERROR_MESSAGE]
+            text = jsonc.dumps(fields)
+            text.encode("utf-8")  # a lone surrogate decodes but cannot be written
+            return text
+    except CODEC_ERRORS:
+        pass
+    return raw.decode("utf-8", errors="replace")

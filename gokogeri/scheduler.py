@@ -23,9 +23,10 @@ import redis as redispy
 
 from gokogeri import scripts
 from gokogeri.errors import InvalidPayloadError
+from gokogeri.fetch import dead_trim_args
 from gokogeri.job import Job, TimestampFormat, restamp, stamp_format
 from gokogeri.redis import ConnManager
-from gokogeri.retry import RetryPolicy
+from gokogeri.retry import CODEC_ERRORS, RetryPolicy, dead_payload
 
 # Sidekiq's average_scheduled_poll_interval: seconds per process.
 AVERAGE_POLL_INTERVAL = 5.0
@@ -75,6 +76,11 @@ class Scheduler:
                 delay = self._sleep_time()
             except redispy.RedisError as e:
                 self._log.warning("scheduler: Redis error: %s", e)
+                self._close_pubsub()
+                delay = 1.0
+            except Exception:
+                # A bug here must not stop scheduled jobs for good: log, retry.
+                self._log.exception("scheduler: internal error; retrying in 1 s")
                 self._close_pubsub()
                 delay = 1.0
             self._sleep(delay)
@@ -161,29 +167,33 @@ class Scheduler:
         for member in members:
             try:
                 job = Job.decode(member)
-            except InvalidPayloadError as e:
-                self._log.error("unreadable job in %s sent to the dead set: %s", zset, e)
+                fields = job.fields
+                fields["enqueued_at"] = restamp(
+                    fields.get("enqueued_at"), stamp_format(fields, self._fmt), now
+                )
+                payload = job.encode()
+                payload.encode("utf-8")  # a lone surrogate decodes but cannot be written
+            except (InvalidPayloadError, *CODEC_ERRORS) as e:
+                # The reason can quote payload values: it goes to the dead set, not the log.
+                self._log.error(
+                    "unreadable job (%s bytes) in %s sent to the dead set", len(member), zset
+                )
                 self._bury(
                     keys=[zset, keys.dead],
                     args=[
                         member,
-                        member,
+                        dead_payload(member, f"cannot move this job to its queue: {e}"),
                         repr(now),
-                        repr(now - self._policy.dead_timeout),
-                        self._policy.dead_max_jobs,
+                        *dead_trim_args(self._policy, now),
                         "zset",
                     ],
                     client=pipe,
                 )
                 continue
-            fields = job.fields
-            fields["enqueued_at"] = restamp(
-                fields.get("enqueued_at"), stamp_format(fields, self._fmt), now
-            )
             queue = job.queue
             self._move(
                 keys=[zset, keys.queues, keys.queue(queue)],
-                args=[member, job.encode(), queue],
+                args=[member, payload, queue],
                 client=pipe,
             )
         return sum(1 for r in pipe.execute() if r == 1)

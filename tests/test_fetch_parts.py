@@ -1,0 +1,130 @@
+"""The parts of the crash-safe fetch, each on its own: prefetch sizing, idle
+waiters, start markers and the dispatcher."""
+
+from __future__ import annotations
+
+import threading
+
+import redis as redispy
+
+import gokogeri
+from gokogeri import Enqueuer, Job
+from gokogeri import redis as gredis
+from gokogeri.fetch import UnitOfWork
+from gokogeri.prefetch import MAX_BATCH, MAX_PREFETCH, PrefetchSizer
+from gokogeri.reliable import ReliableFetch
+from gokogeri.started import StartMarks, digest
+from gokogeri.waiters import IdleWaiters
+from tests.conftest import wait_for
+
+
+def test_prefetch_follows_job_time() -> None:
+    sizer = PrefetchSizer(10)
+    assert sizer.extra() == 10  # unmeasured: one extra per thread
+    for _ in range(200):
+        sizer.observe(0.00001)  # 10 us jobs: hold many
+    assert sizer.extra() == MAX_PREFETCH
+    for _ in range(500):
+        sizer.observe(2.0)  # slow jobs: hold none beyond the running ones
+    assert sizer.extra() == 0
+    assert sizer.want(buffered=0, in_flight=10) == 0  # every thread busy
+    assert sizer.want(buffered=0, in_flight=3) == 7
+    assert PrefetchSizer(10, fixed=0).want(buffered=0, in_flight=0) == 10
+
+
+def test_want_waits_for_low_water_and_caps_a_batch() -> None:
+    sizer = PrefetchSizer(50)
+    for _ in range(100):
+        sizer.observe(0.00001)
+    assert sizer.want(buffered=0, in_flight=0) == MAX_BATCH
+    assert sizer.want(buffered=sizer.low_water, in_flight=sizer.low_water) == 0
+
+
+def test_idle_waiters_hand_over_one_job_and_release_the_others(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    got: list[UnitOfWork] = []
+    faults: list[BaseException] = []
+    keys = cm.keys
+    queues = [(q, i + 1, keys.queue(q), keys.working("me", q)) for i, q in enumerate(["a", "b"])]
+    waiters = IdleWaiters(cm, gokogeri.nop_logger(), "t", queues, got.append, faults.append)
+    waiters.start()
+    try:
+        waiters.enter_idle()
+        assert waiters.idle
+        wait_for(
+            lambda: (
+                r.client_list(_type="normal")
+                and sum(1 for c in r.client_list() if c.get("cmd") == "blmove") == 2
+            )
+        )
+        r.lpush(keys.queue("b"), b"payload")
+        wait_for(lambda: got)
+        assert not waiters.idle  # leaving idle: the dispatcher polls again
+        assert (got[0].queue, got[0].payload, got[0].pair) == ("b", b"payload", 2)
+        assert r.lrange(keys.working("me", "b"), 0, -1) == [b"payload"]  # held, crash-safe
+    finally:
+        waiters.stop()
+        for t in waiters.threads:
+            t.join(5)
+    assert not any(t.is_alive() for t in waiters.threads) and not faults
+
+
+def test_start_marks_record_the_job_each_thread_starts(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    marks = StartMarks(cm, "node-1", gokogeri.nop_logger())
+    marks.load()
+
+    def run(tid: str, payload: bytes) -> None:
+        marks.mark(tid, payload)
+
+    threads = [threading.Thread(target=run, args=(f"t{i}", f"job{i}".encode())) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    key = cm.keys.started("node-1")
+    wait_for(lambda: r.hlen(key) == 3)
+    assert r.hgetall(key) == {
+        f"t{i}".encode(): digest(f"job{i}".encode()).encode() for i in range(3)
+    }
+    assert 0 < r.ttl(key) <= 24 * 3600
+    marks.close()
+    marks.clear()
+    assert not r.exists(key)
+
+
+def test_dispatcher_fetches_acknowledges_and_pushes_back(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    jids = Enqueuer(cm).enqueue_many(Job("X"), [[i] for i in range(30)])
+    fetch = ReliableFetch(
+        cm,
+        "node-2",
+        gokogeri.OrderedQueueSet(["default"]),
+        4,
+        gokogeri.nop_logger(),
+        "t",
+        prefetch=6,
+    )
+    fetch.start()
+    working = cm.keys.working("node-2", "default")
+    try:
+        first = [fetch.retrieve(2.0) for _ in range(4)]
+        assert all(u is not None for u in first)
+        # 4 running + 6 prefetched are held in the working list, nothing more.
+        wait_for(lambda: r.llen(working) == 10)
+        for uow in first:
+            assert uow is not None
+            fetch.starting("t0", uow)
+            fetch.acknowledge(uow)
+        # The acknowledgements ride on the next round trip; 6 still buffered is
+        # above the low-water mark, so nothing new is fetched.
+        wait_for(lambda: r.llen(working) == 6 and r.llen("queue:default") == 20)
+    finally:
+        fetch.close()
+    # Closing pushed every unstarted job back, oldest first; the acknowledged are gone.
+    left = [Job.decode(p).jid for p in reversed(r.lrange("queue:default", 0, -1))]
+    assert sorted(left) == sorted(jids[4:]) and left[:6] == jids[4:10]
+    assert r.llen(working) == 0 and not r.hexists(cm.keys.working_registry, working)

@@ -77,16 +77,11 @@ def histogram_window(now: datetime, major: int) -> str:
     return f"{now:%d-%H}:{now.minute}"
 
 
-class _Buffer:
-    """What was counted since the last flush (swapped out whole at each flush)."""
-
-    __slots__ = ("counts", "grams", "ms", "runs")
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}  # "Class|p" / "Class|f" -> n
-        self.ms: dict[str, float] = {}  # class -> ms of successful runs (exact, summed)
-        self.grams: dict[str, list[int]] = {}  # class -> 26 bucket counts
-        self.runs = 0
+# Per class since the last flush: [runs, failures, ms of successful runs, histogram or
+# None]. A list, not an object: job_finished runs once per job on the hot path. The
+# histogram exists once the class has a success, as Sidekiq creates "Class|ms" and the
+# class's Histogram only then.
+_Stats = list[Any]
 
 
 class SidekiqMetrics:
@@ -106,7 +101,7 @@ class SidekiqMetrics:
         self._major = int(compat)
         self._keys = keys if keys is not None else Keys()
         self._lock = threading.Lock()
-        self._buf = _Buffer()
+        self._buf: dict[str, _Stats] = {}
 
     @classmethod
     def attach(cls, node: Node) -> SidekiqMetrics:
@@ -121,26 +116,28 @@ class SidekiqMetrics:
     def job_finished(self, event: JobEvent) -> None:
         if not self.enabled:
             return
-        status = event.status
         klass = event.class_name
-        if not klass or (status != "done" and status not in _FAILED):
-            return
-        with self._lock:
-            buf = self._buf
-            counts = buf.counts
-            buf.runs += 1
-            p = klass + "|p"
-            counts[p] = counts.get(p, 0) + 1
-            if status == "done":
-                ms = event.seconds * 1000.0
-                buf.ms[klass] = buf.ms.get(klass, 0.0) + ms
-                gram = buf.grams.get(klass)
+        status = event.status
+        if status == "done":
+            ms = event.seconds * 1000.0
+            idx = bisect_right(BUCKET_BOUNDS_MS, ms)
+            with self._lock:
+                st = self._buf.get(klass)
+                if st is None:
+                    st = self._buf[klass] = [0, 0, 0.0, None]
+                st[0] += 1
+                st[2] += ms
+                gram = st[3]
                 if gram is None:
-                    gram = buf.grams[klass] = [0] * BUCKETS
-                gram[bisect_right(BUCKET_BOUNDS_MS, ms)] += 1
-            else:
-                f = klass + "|f"
-                counts[f] = counts.get(f, 0) + 1
+                    gram = st[3] = [0] * BUCKETS
+                gram[idx] += 1
+        elif status in _FAILED and klass:
+            with self._lock:
+                st = self._buf.get(klass)
+                if st is None:
+                    st = self._buf[klass] = [0, 0, 0.0, None]
+                st[0] += 1
+                st[1] += 1
 
     def beat(self, client: Any) -> None:
         self.flush(client)
@@ -160,15 +157,24 @@ class SidekiqMetrics:
         if not self.enabled:
             return 0
         with self._lock:
-            buf, self._buf = self._buf, _Buffer()
-        if not buf.runs:
+            buf, self._buf = self._buf, {}
+        if not buf:
             return 0
         at = datetime.fromtimestamp(time.time() if now is None else now, UTC)
         keys = self._keys
         major = self._major
         pipe = client.pipeline(transaction=False)
         window = histogram_window(at, major)
-        for klass, gram in buf.grams.items():
+        fields: dict[str, int] = {}
+        for klass, (runs, failures, ms, gram) in buf.items():
+            fields[klass + "|p"] = runs
+            if failures:
+                fields[klass + "|f"] = failures
+            if gram is None:
+                continue
+            # Sidekiq adds integer ms per run (a monotonic ms clock's difference); the
+            # sum of exact times, rounded once, is the same total without its jitter.
+            fields[klass + "|ms"] = round(ms)
             key = keys.metrics_histogram(klass, window, major)
             cmd: list[Any] = ["BITFIELD", key, "OVERFLOW", "SAT"]
             for idx, n in enumerate(gram):
@@ -176,11 +182,6 @@ class SidekiqMetrics:
                     cmd += ["INCRBY", "u16", f"#{idx}", n]
             pipe.execute_command(*cmd)
             pipe.expire(key, HISTOGRAM_TTL)
-        fields: dict[str, int] = dict(buf.counts)
-        for klass, total in buf.ms.items():
-            # Sidekiq adds integer ms per run (a monotonic ms clock's difference); the
-            # sum of exact times, rounded once, is the same total without its jitter.
-            fields[klass + "|ms"] = round(total)
         for bucket, ttl in minute_buckets(at, major):
             stats = keys.metrics_jobs(bucket)
             for field, n in fields.items():

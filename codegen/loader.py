@@ -144,8 +144,14 @@ def _meta_error(doc: dict[str, Any]) -> tuple[str, str] | None:
 QUEUE_NAME = re.compile(r"\A[a-z_:.\-0-9]+\Z", re.IGNORECASE)
 
 DRAFT_07 = ("http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema")
-# Dialects a shared (non-job) file may declare; job files must be 2020-12.
-SHARED_DIALECTS = frozenset({DIALECT, *DRAFT_07, "https://json-schema.org/draft/2019-09/schema"})
+DRAFT_04 = ("http://json-schema.org/draft-04/schema#", "http://json-schema.org/draft-04/schema")
+DRAFT_06 = ("http://json-schema.org/draft-06/schema#", "http://json-schema.org/draft-06/schema")
+# Dialects a shared (non-job) file may declare; job files must be 2020-12. Public
+# schemas are often draft-04/06/07: for the keywords of the subset they differ only in
+# draft-04's boolean exclusiveMinimum/Maximum (read as such) and "id" (an annotation).
+SHARED_DIALECTS = frozenset(
+    {DIALECT, *DRAFT_07, *DRAFT_06, *DRAFT_04, "https://json-schema.org/draft/2019-09/schema"}
+)
 MIGRATION_HINT = (
     'draft-07 job schemas are not supported: set "$schema" to '
     f'"{DIALECT}", rename "definitions" to "$defs" and write the arguments as "prefixItems" '
@@ -167,6 +173,7 @@ ANNOTATIONS = frozenset(
         "$defs",
         "definitions",
         "$schema",
+        "id",  # draft-04's $id
     }
 )
 ROOT_KEYS = frozenset(
@@ -240,6 +247,10 @@ UNSUPPORTED: dict[str, str] = {
     "contentMediaType": "contentMediaType is not supported",
     "contentSchema": "contentSchema is not supported",
 }
+
+
+# Every JSON Schema keyword the compiler knows of (supported or refused with a reason).
+_KEYWORDS = VALUE_KEYWORDS | ANNOTATIONS | frozenset(UNSUPPORTED) | {"$ref", "$schema"}
 
 
 class _Fail(Exception):
@@ -366,9 +377,12 @@ class _Job:
     # --- keywords ---
 
     def check_keys(self, schema: dict[str, Any], ptr: str, allowed: frozenset[str]) -> None:
+        vocabulary = self.file != self.path and self.extension(self.docs.get(self.file))
         for key in schema:
             if key in allowed or key in ANNOTATIONS or key.startswith("x-"):
                 continue
+            if vocabulary and key not in _KEYWORDS:
+                continue  # the extension vocabulary's own keyword: an annotation here
             reason = UNSUPPORTED.get(key, f"keyword {key!r} is not supported here")
             _fail(pointer_join(ptr, key), reason)
 
@@ -445,11 +459,20 @@ class _Job:
             ):
                 if key in schema:
                     if isinstance(schema[key], bool):
-                        _fail(
-                            pointer_join(ptr, key),
-                            f"a boolean {key} is draft-04 syntax: write the bound itself ({key}: <number>)",
-                        )
+                        if not self.draft04():
+                            _fail(
+                                pointer_join(ptr, key),
+                                f"a boolean {key} is draft-04 syntax: write the bound itself ({key}: <number>)",
+                            )
+                        continue
                     bounds[attr] = schema[key]
+            # draft-04: "exclusiveMinimum": true makes "minimum" exclusive.
+            for flag, inclusive, exclusive in (
+                ("exclusiveMinimum", "minimum", "exclusive_minimum"),
+                ("exclusiveMaximum", "maximum", "exclusive_maximum"),
+            ):
+                if schema.get(flag) is True and inclusive in bounds:
+                    bounds[exclusive] = bounds.pop(inclusive)
             fmt = schema.get("format")
             if fmt is not None and union is None and fmt not in NUMBER_FORMATS:
                 _fail(
@@ -509,6 +532,10 @@ class _Job:
                 "an object without properties and with additionalProperties: false can only be {}",
             )
         return MapType(self.node(extra, pointer_join(ptr, "additionalProperties"), hint + "Value"))
+
+    def draft04(self) -> bool:
+        doc = self.docs.get(self.file)
+        return isinstance(doc, dict) and doc.get("$schema") in DRAFT_04
 
     def check_type_keys(
         self, jtype: str, schema: dict[str, Any], ptr: str, union: list[str] | None = None
@@ -616,15 +643,27 @@ class _Job:
         if not isinstance(doc, dict):
             raise _Fail("", "a schema file must be a JSON object", str(path))
         dialect = doc.get("$schema", DIALECT)
-        if dialect not in SHARED_DIALECTS:
+        if dialect not in SHARED_DIALECTS and not self.extension(doc):
             raise _Fail(
                 pointer("$schema"),
-                f"unknown $schema {dialect!r} (JSON Schema 2020-12, 2019-09 or draft-07)",
+                f"unknown $schema {dialect!r} (JSON Schema 2020-12, 2019-09, draft-07, -06 or -04)",
                 str(path),
             )
-        err = _meta_error(doc)
+        err = _meta_error(doc) if dialect in SHARED_DIALECTS else None
         if err is not None:
             raise _Fail(err[0], f"not a valid JSON Schema document: {err[1]}", str(path))
+
+    @staticmethod
+    def extension(doc: dict[str, Any]) -> bool:
+        """A shared file whose $schema is a vocabulary built on draft-07 (not json-schema.org's).
+
+        Such meta-schemas (CloudFormation's resource provider schema, for one)
+        add their own keywords (typeName, primaryIdentifier, insertionOrder...).
+        The subset's keywords mean what draft-07 says; keys that are no JSON
+        Schema keyword are read as that vocabulary's annotations.
+        """
+        dialect = doc.get("$schema")
+        return isinstance(dialect, str) and "json-schema.org" not in dialect
 
     def def_key(self, path: Path, fragment: str) -> str:
         return f"{path.resolve()}#{fragment}"

@@ -8,6 +8,7 @@ renders to the same bytes.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -351,15 +352,21 @@ def import_from(module: str, names: list[str]) -> str:
     return f"from {module} import (\n{inner})"
 
 
-def _isort_key(name: str) -> tuple[int, str, str]:
+def natural(text: str) -> list[tuple[int, int | str]]:
+    """Ruff's natural order: runs of digits compare as numbers (iso_639 < iso_3166)."""
+    return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", text) if t]
+
+
+def _isort_key(name: str) -> tuple[int, list[tuple[int, int | str]], str]:
     # isort's order-by-type: CONSTANTS, then Classes, then functions; case-insensitive within.
     rank, _ = _all_key(name)
-    return (rank, name.lower(), name)
+    return (rank, natural(name.lower()), name)
 
 
 def render_init(pkg: Package) -> str:
     names = sorted((n for j in pkg.jobs for n in job_exports(j)), key=_all_key)
-    lines = [import_from("." + j.module, job_exports(j)) for j in pkg.jobs]
+    jobs = sorted(pkg.jobs, key=lambda j: natural(j.module))
+    lines = [import_from("." + j.module, job_exports(j)) for j in jobs]
     return _env().get_template("__init__.py.j2").render(pkg=pkg, names=names, imports=lines)
 
 
@@ -384,13 +391,14 @@ def hook_param(p: Param) -> str:
     return f"{p.name}: {t} | _rt.Unset" if p.kind is ParamKind.OPTIONAL else f"{p.name}: {t}"
 
 
-def _all_key(name: str) -> tuple[int, str]:
-    # The order ruff's RUF022 wants in __all__: SCREAMING_CASE, then CamelCase, then the rest.
+def _all_key(name: str) -> tuple[int, list[tuple[int, int | str]]]:
+    # The order ruff's RUF022 wants in __all__: SCREAMING_CASE, then CamelCase, then the
+    # rest, each in natural order.
     if name.isupper() and len(name) > 1:
-        return (0, name)
+        return (0, natural(name))
     if name[:1].isupper():
-        return (1, name)
-    return (2, name)
+        return (1, natural(name))
+    return (2, natural(name))
 
 
 def render_package(pkg: Package) -> dict[str, str]:

@@ -106,7 +106,11 @@ class SidekiqMetrics:
     @classmethod
     def attach(cls, node: Node) -> SidekiqMetrics:
         """A tracker with the node's Sidekiq compat (``node.retry_policy.compat``) and
-        keys, added to the node's observers (before ``run()``)."""
+        keys, added to the node's observers (before ``run()``). A node that already
+        has one keeps it (counting every job twice would double the Metrics tab)."""
+        for obs in node.runtime.observers:
+            if isinstance(obs, SidekiqMetrics):
+                return obs
         metrics = cls(node.retry_policy.compat, node.cm.keys)
         node.add_observer(metrics)
         return metrics

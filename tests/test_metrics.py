@@ -208,6 +208,7 @@ def test_a_running_node_flushes_at_its_beats_and_at_stop(
     )
     metrics = SidekiqMetrics.attach(node)
     assert metrics.compat == compat
+    assert SidekiqMetrics.attach(node) is metrics  # once per node
     ran = threading.Semaphore(0)
 
     def work(ctx: gokogeri.Context, job: gokogeri.Job) -> None:

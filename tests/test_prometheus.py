@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +31,9 @@ from gokogeri.prometheus import (
     metrics_wsgi_app,
     start_metrics_server,
 )
-from gokogeri.testing import RedisServer
+from gokogeri.testing import RedisServer, free_port
 
+ROOT = Path(__file__).parent.parent
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -235,7 +238,7 @@ def _call_wsgi(app: Any) -> str:
 MULTI_SCRIPT = r"""
 import sys
 from gokogeri.events import JobEvent
-from gokogeri.testing import RedisServer
+from gokogeri.testing import RedisServer, free_port
 from gokogeri.prometheus import PrometheusObserver
 obs = PrometheusObserver()
 for _ in range(int(sys.argv[1])):
@@ -299,3 +302,59 @@ def test_asgi_app_serves_the_same_metrics(cm: gredis.ConnManager, r: redispy.Red
     assert sent[0]["status"] == 200
     body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
     assert "gokogeri_dead_jobs 2.0" in body
+
+
+def _run_has_metrics_port() -> bool:
+    out = subprocess.run(
+        [sys.executable, "-m", "gokogeri", "run", "--help"],
+        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    return "--metrics-port" in out.stdout
+
+
+def test_gokogeri_run_metrics_port(cm: gredis.ConnManager, redis_url: str) -> None:
+    """``gokogeri run --metrics-port``: a real process scraped over HTTP after a known workload."""
+    if not _run_has_metrics_port():
+        pytest.skip("gokogeri run has no --metrics-port yet")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gokogeri", "run", "tests.workers:router", "-q", "pq", "-c", "2",
+         "--metrics-port", str(port)],
+        env=dict(os.environ, GOKOGERI_REDIS_URL=redis_url),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        enq = gokogeri.Enqueuer(cm)
+        enq.enqueue_bulk([gokogeri.Job("Record", queue="pq", args=[i]) for i in range(5)])
+        enq.enqueue_bulk([gokogeri.Job("Fail", queue="pq", args=[i], retry=0) for i in range(2)])
+        enq.enqueue_bulk([gokogeri.Job("Record", queue="idle", args=[i]) for i in range(3)])
+        s: Samples = {}
+        for _ in range(600):  # until the node is up and has settled all 7 (30 s at most)
+            try:
+                s = scrape(url)
+            except OSError:
+                s = {}
+            if value(
+                s, "gokogeri_jobs_processed_total", **{"class": "Fail", "queue": "pq"}
+            ) == 2 and (
+                value(s, "gokogeri_jobs_processed_total", **{"class": "Record", "queue": "pq"}) == 5
+            ):
+                break
+            threading.Event().wait(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert value(s, "gokogeri_jobs_processed_total", **{"class": "Record", "queue": "pq"}) == 5
+    assert value(s, "gokogeri_jobs_failed_total", **{"class": "Fail", "queue": "pq"}) == 2
+    assert value(s, "gokogeri_jobs_dead_total", **{"class": "Fail", "queue": "pq"}) == 2
+    assert value(s, "gokogeri_jobs_failed_total", **{"class": "Record", "queue": "pq"}) == 0
+    assert value(s, "gokogeri_queue_size", queue="idle") == 3
+    assert value(s, "gokogeri_concurrency", identity=next(iter(_identities(s)))) == 2
+
+
+def _identities(s: Samples) -> set[str]:
+    return {dict(k[1])["identity"] for k in s if k[0] == "gokogeri_node_info"}

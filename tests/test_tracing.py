@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -33,6 +34,7 @@ from gokogeri.tracing import (
 )
 
 QUEUE = "traced"
+ROOT = Path(__file__).parent.parent
 
 # The node process: runs one TracedJob under TracingServerMiddleware, then prints its spans
 # (and the span context its worker saw as current) as JSON.
@@ -166,7 +168,7 @@ def test_enqueue_span_and_job_span_share_one_trace_across_processes(
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])

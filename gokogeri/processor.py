@@ -16,6 +16,7 @@ and the node stops, pushes held jobs back and exits non-zero.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -65,8 +66,29 @@ class Busy:
         self.uow = uow
 
 
+class _Started:
+    """A job between its start and its end."""
+
+    __slots__ = ("ctx", "info", "job", "kv", "started", "uow")
+
+    def __init__(
+        self, uow: UnitOfWork, job: Job, ctx: Context, kv: str, info: bool, started: float
+    ) -> None:
+        self.uow = uow
+        self.job = job
+        self.ctx = ctx
+        self.kv = kv
+        self.info = info
+        self.started = started
+
+
 class Pool:
-    """``instances`` processor threads sharing one fetcher (a Sidekiq capsule)."""
+    """``instances`` processor threads sharing one fetcher (a Sidekiq capsule).
+
+    A pool whose jobs are all coroutines and that has no server middleware
+    runs them straight on its event loop instead (``_feed``): one feeder
+    thread, ``instances`` coroutines at most.
+    """
 
     def __init__(
         self,
@@ -96,6 +118,15 @@ class Pool:
         needs_loop = is_async(worker) or (self._router is not None and self._router.has_async())
         self._loop = LoopThread(f"{name}-loop") if needs_loop else None
         self.clients = JobClients(runtime.cm, async_pool_size=instances)
+        has_sync = (
+            self._router.has_sync() if self._router is not None else not is_async(worker)
+        )
+        self.async_fast = needs_loop and not has_sync and not len(middleware)
+        self._slots = threading.BoundedSemaphore(instances)
+        self._free_tids = [f"{name}a{i}" for i in range(instances)]
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight = 0
+        self._inflight_cv = threading.Condition()
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
         # Per-thread counters, summed by the heartbeat: no lock on the hot path.
@@ -108,6 +139,14 @@ class Pool:
         if self._loop is not None:
             self._loop.start()
         self.fetcher.start()
+        if self.async_fast:
+            for tid in self._free_tids:
+                self._processed[tid] = 0
+                self._failed[tid] = 0
+            t = threading.Thread(target=self._feed, name=f"{self.name}-feed", daemon=True)
+            self._threads.append(t)
+            t.start()
+            return
         for i in range(self.instances):
             t = threading.Thread(target=self._run, name=f"{self.name}-p{i}", daemon=True)
             self._threads.append(t)
@@ -122,7 +161,15 @@ class Pool:
         """Wait for the processors until ``deadline`` (monotonic); True if all finished."""
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
+        if any(t.is_alive() for t in self._threads):
+            return False
+        with self._inflight_cv:  # coroutines the feeder started
+            while self._inflight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._inflight_cv.wait(left)
+        return True
 
     def abandon_running(self) -> int:
         """Hard shutdown: push every still-running job back to its queue and
@@ -133,6 +180,9 @@ class Pool:
             self.fetcher.requeue(running)
         if self._loop is not None:
             self._loop.cancel_all()
+            tasks = list(self._tasks)
+            if tasks:
+                self._loop.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
         return len(running)
 
     def close(self) -> None:
@@ -165,14 +215,32 @@ class Pool:
             self._on_fatal(e)
 
     def _process(self, tid: str, uow: UnitOfWork) -> None:
+        st = self._begin(tid, uow)
+        if st is None:
+            return
+        worker: Worker | None = None
+        try:
+            worker = self._router.resolve(st.job) if self._router is not None else self.worker
+            run = self._runner(worker, st.ctx, st.job)
+            if len(self._middleware):
+                self._middleware.invoke((st.ctx, st.job, uow.queue), run)
+            else:
+                run()
+        except BaseException as exc:  # SystemExit/KeyboardInterrupt from a job are failures too
+            if self._failed_job(tid, st, exc):
+                self._fail(tid, uow, st.job, exc, worker, st.ctx, time.perf_counter() - st.started)
+            return
+        self._succeeded(tid, st)
+
+    def _begin(self, tid: str, uow: UnitOfWork) -> _Started | None:
+        """Decode, mark busy, log the start; None if the payload went to the dead set."""
         try:
             job = Job.decode(uow.payload)
         except InvalidPayloadError as e:
             self._bury_invalid(tid, uow, str(e))
-            return
+            return None
         log = self._log
-        joblog = self._joblog
-        info = joblog.enabled()
+        info = self._joblog.enabled()
         queue = uow.queue
         self.busy[tid] = Busy(queue, uow.payload, int(time.time()), uow)
         ctx = Context(self._rt.cancelled, log, self._rt.identity, queue, self.clients)
@@ -180,43 +248,104 @@ class Pool:
         if info or log.isEnabledFor(logging.WARNING):
             kv = f"class={escape(dispatch_name(job))} jid={escape(job.jid or '')}"
         if info:
-            joblog.line(kv, "start")
+            self._joblog.line(kv, "start")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("args %s", escape(repr(job.args), 2000), extra={"kv_text": kv})
         self.fetcher.starting(tid, uow)
-        worker: Worker | None = None
-        started = time.perf_counter()
-        try:
-            worker = self._router.resolve(job) if self._router is not None else self.worker
-            run = self._runner(worker, ctx, job)
-            if len(self._middleware):
-                self._middleware.invoke((ctx, job, queue), run)
-            else:
-                run()
-        except BaseException as exc:  # SystemExit/KeyboardInterrupt from a job are failures too
-            elapsed = time.perf_counter() - started
-            self._failed[tid] += 1
-            self._processed[tid] += 1
-            del self.busy[tid]
-            self.fetcher.observe(elapsed)
-            if uow.abandoned:
-                return  # pushed back by a hard shutdown; it runs again elsewhere
-            if info:
-                joblog.line(f"{kv} elapsed={elapsed:.3f}", f"fail: {error_class_name(exc)}")
-            self._log_failure(kv, exc)
-            self._fail(tid, uow, job, exc, worker, ctx, elapsed)
-            return
-        elapsed = time.perf_counter() - started
+        return _Started(uow, job, ctx, kv, info, time.perf_counter())
+
+    def _succeeded(self, tid: str, st: _Started) -> None:
+        elapsed = time.perf_counter() - st.started
         self._processed[tid] += 1
         del self.busy[tid]
         self.fetcher.observe(elapsed)
-        if uow.abandoned:
+        if st.uow.abandoned:
             return
-        self.fetcher.acknowledge(uow)
-        if info:
-            joblog.line(f"{kv} elapsed={elapsed:.3f}", "done")
+        self.fetcher.acknowledge(st.uow)
+        if st.info:
+            self._joblog.line(f"{st.kv} elapsed={elapsed:.3f}", "done")
         if self._rt.observers:
-            self._rt.notify(JobEvent(job, queue, dispatch_name(job), "done", elapsed))
+            job = st.job
+            self._rt.notify(JobEvent(job, st.uow.queue, dispatch_name(job), "done", elapsed))
+
+    def _failed_job(self, tid: str, st: _Started, exc: BaseException) -> bool:
+        """Count and log a failure; False if the job was pushed back meanwhile
+        (a hard shutdown: it runs again elsewhere, nothing is recorded)."""
+        elapsed = time.perf_counter() - st.started
+        self._failed[tid] += 1
+        self._processed[tid] += 1
+        del self.busy[tid]
+        self.fetcher.observe(elapsed)
+        if st.uow.abandoned:
+            return False
+        if st.info:
+            self._joblog.line(f"{st.kv} elapsed={elapsed:.3f}", f"fail: {error_class_name(exc)}")
+        self._log_failure(st.kv, exc)
+        return True
+
+    # --- async fast path: a pool whose jobs are all coroutines ---
+
+    def _feed(self) -> None:
+        """Hand fetched jobs to the event loop, at most ``instances`` at a time.
+
+        Used when every job of the pool is a coroutine and no server middleware
+        must wrap it: no processor thread waits on each coroutine, so one
+        hand-off per job replaces a thread wake-up per job.
+        """
+        loop = self._loop
+        assert loop is not None
+        retrieve = self.fetcher.retrieve
+        stopping = self._stopping
+        try:
+            while not stopping.is_set():
+                if not self._slots.acquire(timeout=RETRIEVE_TIMEOUT):
+                    continue
+                uow = retrieve(RETRIEVE_TIMEOUT)
+                if uow is None:
+                    self._slots.release()
+                    continue
+                tid = self._free_tids.pop()
+                with self._inflight_cv:
+                    self._inflight += 1
+                loop.loop.call_soon_threadsafe(self._spawn, tid, uow)
+        except BaseException as e:
+            self._log.critical("%s feeder crashed: internal error", self.name, exc_info=True)
+            self._on_fatal(e)
+
+    def _spawn(self, tid: str, uow: UnitOfWork) -> None:
+        assert self._loop is not None
+        task = self._loop.loop.create_task(self._run_async(tid, uow))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_async(self, tid: str, uow: UnitOfWork) -> None:
+        try:
+            st = self._begin(tid, uow)
+            if st is None:
+                return
+            worker: Worker | None = None
+            try:
+                worker = self._router.resolve(st.job) if self._router is not None else self.worker
+                await worker.work(st.ctx, st.job)
+            except BaseException as exc:  # CancelledError at a hard stop included
+                if self._failed_job(tid, st, exc):
+                    # Settling is a blocking Redis call: off the loop.
+                    elapsed = time.perf_counter() - st.started
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self._fail, tid, uow, st.job, exc, worker, st.ctx, elapsed
+                    )
+                return
+            self._succeeded(tid, st)
+        except BaseException as e:  # a bug in gokogeri itself
+            self._log.critical("async processor %s crashed: internal error", tid, exc_info=True)
+            self._on_fatal(e)
+        finally:
+            self._free_tids.append(tid)
+            self._slots.release()
+            with self._inflight_cv:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._inflight_cv.notify_all()
 
     def _runner(self, worker: Worker, ctx: Context, job: Job) -> Callable[[], object]:
         if is_async(worker):

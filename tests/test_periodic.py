@@ -177,6 +177,10 @@ def test_three_nodes_one_job_per_tick_through_a_kill(redis_url: str, r: redispy.
         missing = expected - set(got)
         assert not missing, f"{cls}: {len(missing)} ticks lost (killed at {killed_at - t0:.1f} s)"
         assert len(got) <= (t1 - t0) / period + 2
+        print(
+            f"{cls}: {len(got)} jobs, {len(set(got))} distinct, all {len(expected)} ticks of the "
+            f"run present; run {t1 - t0:.0f} s, node-0 killed at {killed_at - t0:.1f} s"
+        )
     owners = {json.loads(v)["by"] for v in r.hvals("gokogeri:periodic:last")}
     assert owners <= {"node-0", "node-1", "node-2"}
     assert wait_for(lambda: r.exists("gokogeri:periodic"))

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import redis as redispy
 import typer
 
-from gokogeri import __version__, opscli
+from gokogeri import __version__, contract, opscli
 from gokogeri import redis as gredis
 from gokogeri.cliopts import NamespaceOpt, RedisUrlOpt, config_from, connect, fail
 from gokogeri.errors import NodeCrashedError
@@ -283,3 +283,4 @@ def main() -> None:
 
 
 opscli.register(app)
+contract.register(app)

@@ -27,14 +27,18 @@ ones wait, then run on the new master.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import urllib.parse
 import weakref
 from dataclasses import dataclass, field
+from importlib import resources
 from types import TracebackType
 from typing import Any, Literal
 
@@ -292,7 +296,7 @@ def _resolve(cfg: Config) -> _Target:
         kwargs.pop("connection_class", None)
         tls = scheme == "rediss"
         if scheme == "unix":
-            kwargs["connection_class"] = rconn.UnixDomainSocketConnection
+            kwargs["connection_class"] = _UnixConnection
         db = int(kwargs.pop("db", 0))
         url_user = kwargs.pop("username", None)
         url_password = kwargs.pop("password", None)
@@ -328,7 +332,7 @@ def _resolve(cfg: Config) -> _Target:
             raise ValueError(f"{label} file {file!r} does not exist")
     tls_kwargs: dict[str, Any] = {}
     if tls:
-        if kwargs.get("connection_class") is rconn.UnixDomainSocketConnection:
+        if "path" in kwargs:
             raise ValueError("TLS options do not apply to a unix:// socket")
         tls_kwargs = {
             "ssl_ca_certs": ca,
@@ -358,6 +362,75 @@ def _resolve(cfg: Config) -> _Target:
         sentinel_kwargs["socket_timeout"] = cfg.socket_timeout
         sentinel_kwargs["socket_connect_timeout"] = cfg.connect_timeout
     return _Target(kwargs, tls, sentinels, service, sentinel_kwargs)
+
+
+# --- permission errors ---
+
+# Redis names the refused command in a NOPERM reply, except inside a script,
+# where it only says "script: <sha>, on @user_script:<line>".
+_SCRIPT_REF = re.compile(r"script: ([0-9a-f]{40}), on @user_script:(\d+)")
+
+
+@functools.cache
+def _scripts_by_sha() -> dict[str, tuple[str, list[str]]]:
+    """sha1 -> (file name, lines) for gokogeri's own Lua scripts, in both the
+    forms scripts.py may load (with and without the Redis 7 flags line)."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for entry in resources.files("gokogeri").iterdir():
+        if not entry.name.endswith(".lua"):
+            continue
+        text = entry.read_text(encoding="utf-8")
+        variants = [text]
+        if text.startswith("#!lua"):
+            variants.append(text.split("\n", 1)[1])
+        for variant in variants:
+            sha = hashlib.sha1(variant.encode()).hexdigest()  # Redis's script id, not security
+            found[sha] = (entry.name, variant.splitlines())
+    return found
+
+
+def explain_noperm(message: str) -> str:
+    """A NOPERM message with the refused script line named, if it was ours."""
+    m = _SCRIPT_REF.search(message)
+    if m is None:
+        return message
+    script = _scripts_by_sha().get(m.group(1))
+    if script is None:
+        return message
+    name, lines = script
+    n = int(m.group(2))
+    line = lines[n - 1].strip() if 0 < n <= len(lines) else "?"
+    return (
+        f"{message} [{name} line {n}: {line}] (the Redis user lacks this command "
+        "or a key it names; docs/scale.md lists the ACL rules a node needs)"
+    )
+
+
+class _ExplainingMixin:
+    """Names the command a script was refused (see explain_noperm)."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]  # a mixin
+        except redispy.ResponseError as e:
+            # Redis 7.0 reports a refusal inside a script as a plain error.
+            text = str(e)
+            if "user executing the script" not in text:
+                raise
+            better = explain_noperm(text)
+            raise redispy.exceptions.NoPermissionError(better) from e
+
+
+class _Connection(_ExplainingMixin, rconn.Connection):
+    pass
+
+
+class _SSLConnection(_ExplainingMixin, rconn.SSLConnection):
+    pass
+
+
+class _UnixConnection(_ExplainingMixin, rconn.UnixDomainSocketConnection):
+    pass
 
 
 # --- Sentinel ---
@@ -476,7 +549,9 @@ class _SentinelConnectionMixin:
         self._sentinels = kwargs.pop("gokogeri_sentinels")
 
 
-class _FencedConnection(_SentinelConnectionMixin, rsentinel.SentinelManagedConnection):
+class _FencedConnection(
+    _ExplainingMixin, _SentinelConnectionMixin, rsentinel.SentinelManagedConnection
+):
     def __init__(self, **kwargs: Any) -> None:
         self._init_fence(kwargs)
         _managed_init(self, **kwargs)
@@ -647,8 +722,9 @@ class ConnManager:
             )
             self._watcher.ensure_started()
         else:
-            if self._target.tls:
-                self._conn_kwargs["connection_class"] = rconn.SSLConnection
+            self._conn_kwargs.setdefault(
+                "connection_class", _SSLConnection if self._target.tls else _Connection
+            )
             # A blocking pool: when every connection is busy a caller waits for
             # one instead of failing, as Sidekiq's connection_pool does.
             self._pool = _BlockingPool(

@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from gokogeri.job import Job
-from gokogeri.testing import FakeEnqueuer
+from gokogeri.testing import FakeEnqueuer, resolve_worker, run_job
 from gokogeri.worker import Context, Worker
 
 RubyMode = Literal["auto", "host", "image", "none"]
@@ -576,7 +576,7 @@ def check_python(
         job = Job.decode(payload)
         ctx = Context(queue=job.queue)
         try:
-            worker.work(ctx, job)
+            run_job(resolve_worker(worker, job), ctx, job)
         except Exception as exc:
             if sample.valid:
                 result.disagreements.append(

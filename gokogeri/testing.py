@@ -421,20 +421,8 @@ class FakeEnqueuer:
         middleware around it, async workers on an event loop. The resolved worker
         stays in ``_running``: its retry hooks apply if the job fails."""
         ctx = Context(logger=log, queue=job.queue)
-        target = worker.resolve(job) if isinstance(worker, Router) else worker
-
-        def run() -> object:
-            if is_async(target):
-                # A fresh loop per job; a drain called from inside a running loop
-                # (an async test) must use a node instead.
-                return asyncio.run(target.work(ctx, job))
-            return target.work(ctx, job)
-
-        self._running = target
-        if len(self.server_middleware):
-            self.server_middleware.invoke((ctx, job, job.queue), run)
-        else:
-            run()
+        self._running = resolve_worker(worker, job)
+        run_job(self._running, ctx, job, self.server_middleware)
         self.performed.append(job)
 
     def _failed(
@@ -497,6 +485,27 @@ class FakeEnqueuer:
 
     def _record(self, job: Job, at: float | None) -> str | None:
         return self._accept(self._prepare(job, at))
+
+
+def resolve_worker(worker: Worker, job: Job) -> Worker:
+    """The worker that runs ``job``: a Router's registered one, else ``worker`` itself."""
+    return worker.resolve(job) if isinstance(worker, Router) else worker
+
+
+def run_job(worker: Worker, ctx: Context, job: Job, middleware: ServerChain | None = None) -> None:
+    """Run one job as a node's processor does, in this thread: ``middleware`` around the
+    worker, an async worker on an event loop of its own (so not from inside a running
+    loop: an async test should run a node instead). Failures propagate."""
+
+    def run() -> object:
+        if is_async(worker):
+            return asyncio.run(worker.work(ctx, job))
+        return worker.work(ctx, job)
+
+    if middleware is not None and len(middleware):
+        middleware.invoke((ctx, job, job.queue), run)
+    else:
+        run()
 
 
 # --- assertions on what was enqueued ------------------------------------------------------------

@@ -18,7 +18,7 @@ from gokogeri.codegen.errors import SchemaError
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
-from gokogeri import Context, Router
+from gokogeri import Context, Job, Router
 from gokogeri.contract import (
     Report,
     Sample,
@@ -204,6 +204,20 @@ def test_python_worker_that_accepts_invalid_args(schema_dir: Path) -> None:
     found = disagreements(report, "python")
     assert found and all(d == "the Python worker accepted an invalid sample" for d, _ in found)
     assert all(s is not None and not s.valid for _, s in found)
+
+
+def test_async_python_workers_are_checked_too(schema_dir: Path) -> None:
+    router = Router()
+
+    @router.handle("Shop::ShipOrderJob")
+    async def ship(ctx: Context, job: Job) -> None:
+        if len(job.args) < 3:
+            raise ValueError("express must be given")
+
+    report = check([schema_dir], router=router, ruby="none")
+    found = disagreements(report, "python")
+    assert any(d.endswith("ValueError: express must be given") for d, _ in found)
+    assert all(s is not None and ((s.valid and len(s.args) == 2) or not s.valid) for _, s in found)
 
 
 # --- schema changes ---

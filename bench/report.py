@@ -47,7 +47,9 @@ def table(res: dict[str, Any]) -> str:
                   "each run's fingerprint is in the JSON).", ""]
     lines += _drain_table(res)
     lines += _targets(res)
+    lines += _rows_tables(res)
     lines += _other(res)
+    lines += _ioprofile(res)
     return "\n".join(lines) + "\n"
 
 
@@ -107,9 +109,10 @@ def _targets(res: dict[str, Any]) -> list[str]:
         add("drain 1 proc crash-safe / best Python peer", r, ">= 2x", r is not None and r >= 2)
     enq = res.get("enqueue", {})
     for mode, gk, want, api in (
-        ("single", "gokogeri", 1.3, "enqueue / Client.push"),
+        ("single", "gokogeri", 1.5, "enqueue / Client.push"),
         ("bulk", "gokogeri_many", 1.5, "enqueue_many / Client.push_bulk (same shape)"),
-        ("bulk", "gokogeri", 1.5, "enqueue_bulk of Jobs / Client.push_bulk"),
+        ("bulk", "gokogeri", 2.0, "enqueue_bulk of Jobs / Client.push_bulk"),
+        ("bulkx", "gokogeri", 2.0, "enqueue_bulk of Jobs [i, \"x\"] / push_bulk of a pre-built array"),
     ):
         e = enq.get(mode, {})
         r = _ratio(e.get(gk, {}).get("rate"), e.get("sidekiq", {}).get("rate"))
@@ -127,12 +130,119 @@ def _targets(res: dict[str, Any]) -> list[str]:
         add(f"RSS growth over {rss['jobs']:,} jobs (from idle start), %", g, "< 5", g < 5, ".1f")
         add(f"RSS growth over {rss['jobs']:,} jobs (from first 10k), %",
             rss["growth_from_warm_pct"], "(info)", None, ".1f")
+    io = res.get("io", {}).get("rows", {})
+    for key, goal, want, what in (
+        ("gk-incr-c10", ">= 2x", 2.0, "vs_baseline"),
+        ("gk-incr-ctx-c10", ">= 2x", 2.0, "vs_baseline"),
+        ("gk-sleep-c10", ">= 0.95 of ideal", 0.95, "of_ideal"),
+        ("gk-async-sleep-c100", ">= 5x", 5.0, "vs_baseline"),
+    ):
+        v = io.get(key, {}).get(what)
+        if v is not None:
+            label = io[key]["label"] + (" / Sidekiq" if what == "vs_baseline" else ", of ideal")
+            add(label, v, goal, v >= want)
+    ab = res.get("ab", {}).get("rows", {})
+    for key, r in ab.items():
+        if key.startswith("cur-") and "noop" in key and r.get("vs_baseline") is not None:
+            add(f"A/B {r['label']} / {res['ab']['ref_commit'][:7]}", r["vs_baseline"], ">= 1x",
+                r["vs_baseline"] >= 1.0)
     if not rows:
         return []
     out = ["## Targets", "", "| target | measured | goal | met |", "|---|---:|---:|---|"]
     for label, shown, goal, met in rows:
         out.append(f"| {label} | {shown} | {goal} | {'-' if met is None else 'yes' if met else 'NO'} |")
     return [*out, ""]
+
+
+_ROWS_TITLES = {
+    "io": "Jobs that do I/O (one process; Sidekiq 6.4.1 -c 10 doing the same job)",
+    "metrics": "Sidekiq metrics observer on vs off (same run)",
+    "switch": "sys.setswitchinterval (env BENCH_SWITCH_INTERVAL in the worker)",
+    "ab": "A/B: current tree vs a git ref (same worker script, PYTHONPATH per tree)",
+}
+
+
+def _rows_tables(res: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for name, title in _ROWS_TITLES.items():
+        sc = res.get(name)
+        if not sc:
+            continue
+        rows = sc.get("rows", {})
+        head = f"## {title}"
+        if name == "ab":
+            head += f": ref {sc.get('ref')} = {sc.get('ref_commit', '')[:10]}"
+        out += [head, "",
+                f"Median of {sc.get('repeats')} interleaved rounds, min..max in brackets; ratio = "
+                "median / median of the baseline row, with the min..max of the per-round ratios. "
+                "Jobs carry sidekiqload's args [\"string\", i, {\"mike\": \"bob\"}], crash-safe "
+                "fetch, logging off unless stated.", "",
+                "| row | jobs | jobs/s | spread | worker CPU us/job (cores) | vs | ratio [per-round] | of ideal |",
+                "|---|---:|---:|---:|---:|---|---:|---:|"]
+        for r in rows.values():
+            if "rate" not in r:
+                out.append(f"| {r['label']} | {r.get('n', '')} | "
+                           f"{r.get('skipped') or 'ERROR: ' + str(r.get('error'))[:80]} | | | | | |")
+                continue
+            paired = r.get("vs_baseline_runs") or []
+            ratio = "" if r.get("vs_baseline") is None else (
+                f"{r['vs_baseline']:.2f}x" + (f" [{min(paired):.2f}..{max(paired):.2f}]" if paired else ""))
+            base = rows.get(r.get("baseline") or "", {}).get("label", "") if r.get("baseline") else ""
+            ideal = "" if r.get("of_ideal") is None else f"{100 * r['of_ideal']:.0f}%"
+            part = " (time-boxed)" if r.get("partial") else ""
+            out.append(
+                f"| {r['label']} | {r['n']:,} | {r['rate']:,.0f}{part} | "
+                f"{r['rate_min']:,.0f}..{r['rate_max']:,.0f} ({r['spread_pct']:.0f}%) | "
+                f"{r['cpu_us_per_job']:.0f} ({r['cpu_share']:.2f}) | {base} | {ratio} | {ideal} |"
+            )
+        out.append("")
+    return out
+
+
+def _ioprofile(res: dict[str, Any]) -> list[str]:
+    p = res.get("ioprofile")
+    if not p:
+        return []
+    out = [f"## Profile of the I/O-bound drain ({p['jobs']:,} INCR jobs, c=10, crash-safe, logging off)", ""]
+    micro = p.get("micro", {})
+    if micro and "error" not in micro:
+        out += ["Per-call costs, one thread, no contention (workers/gk_micro.py), us:", "",
+                "| call | us |", "|---|---:|"]
+        out += [f"| {k} | {v} |" for k, v in micro.items()]
+        out.append("")
+    red = p.get("redis", {})
+    if red:
+        out += ["| | jobs/s | worker CPU us/job (cores) | Redis calls/job | Redis usec/job (commandstats) "
+                "| redis-server CPU us/job | job's INCR as seen by its thread, us | gap between jobs on a thread, us |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, d in red.items():
+            if "rate" not in d:
+                out.append(f"| {name} | {d.get('error', '')[:80]} | | | | | | |")
+                continue
+            t = d.get("timing") or {}
+            out.append(
+                f"| {name} | {d['rate']:,.0f} | {d['worker_cpu_us_per_job']:.0f} ({d['worker_cpu_share']:.2f}) | "
+                f"{d['redis_calls_total_per_job']} | {d['redis_usec_per_job']:.1f} | {d['redis_cpu_us_per_job']:.1f} | "
+                f"{t.get('io_us_per_job', float('nan')):.0f} | {t.get('gap_us_per_job', float('nan')):.0f} |")
+        out.append("")
+        for name, d in red.items():
+            if "redis_calls_per_job" in d:
+                calls = ", ".join(f"{k} {v}" for k, v in d["redis_calls_per_job"].items())
+                out.append(f"- {name}, Redis commands per job: {calls}")
+        out.append("")
+    for mode in ("gil", "idle"):
+        sp = p.get(f"pyspy_{mode}", {})
+        if "hot" not in sp:
+            continue
+        out += [f"py-spy --{mode} ({sp['file']}): top self %", "", "| self % | function |", "|---:|---|"]
+        out += [f"| {pct} | `{name}` |" for name, pct in sp["hot"]["self_pct"][:15]]
+        out.append("")
+        if mode == "idle":
+            out += ["Thread states (share of each thread's samples by innermost frame):", ""]
+            for th, d in sp.get("threads", {}).items():
+                out.append(f"- {th}: " + ", ".join(f"{k} {v}%" for k, v in d["pct"].items()))
+            out.append("")
+    return out
 
 
 def _other(res: dict[str, Any]) -> list[str]:
@@ -145,10 +255,11 @@ def _other(res: dict[str, Any]) -> list[str]:
             ("single", "gokogeri", "enqueue vs push"),
             ("bulk", "gokogeri_many", "enqueue_many vs push_bulk, 1,000 per call"),
             ("bulk", "gokogeri", "enqueue_bulk (Jobs) vs push_bulk, 1,000 per call"),
+            ("bulkx", "gokogeri", "enqueue_bulk (Jobs, args [i, \"x\"]) vs push_bulk of a pre-built args array"),
         ):
-            e = enq[mode]
+            e = enq.get(mode, {})
             g, s = e.get(gk, {}).get("rate"), e.get("sidekiq", {}).get("rate")
-            if gk not in e:
+            if gk not in e or "n" not in e:
                 continue
             out.append(f"| {label} ({e['n']:,} jobs) | {_fmt(g)} | {_fmt(s)} | "
                        f"{_fmt(_ratio(g, s), '.2f')}x |")

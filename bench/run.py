@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import ioprof, report, rows, scenarios
 from bench.procs import RESULTS, library_fingerprint, stop_all
 from bench.systems import all_targets, setup_peers
 
-ALL = ["ceiling", "drain", "enqueue", "latency", "scheduled", "rss", "profile"]
+ALL = ["ceiling", "drain", "enqueue", "latency", "scheduled", "rss", "profile",
+       "io", "metrics", "switch", "ab", "ioprofile"]
+# Run only when asked for by name (--only) or, for ab, when --ref is given.
+ON_REQUEST = {"ab"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Sizes:
     ceiling_requests: int
     sidekiq_scheduled: bool
     sidekiq_latency: bool
+    io_jobs: int  # I/O-bound drains (INCR, 1 ms sleep): ~2-10 s each at full size
+    rows_repeats: int  # interleaved rounds of the io/metrics/switch/ab rows
+    ioprofile_jobs: int
     # The smoke run skips the logging-on and BRPOP-with-logging variants: each
     # costs a worker start and stop (~1-3 s) and tests no extra harness code.
     skip_targets: frozenset[str] = frozenset()
@@ -69,6 +75,9 @@ FULL = Sizes(
     ceiling_requests=200_000,
     sidekiq_scheduled=True,
     sidekiq_latency=True,
+    io_jobs=20_000,
+    rows_repeats=3,
+    ioprofile_jobs=30_000,
 )
 QUICK = Sizes(
     drain_jobs=1_000,
@@ -87,6 +96,9 @@ QUICK = Sizes(
     ceiling_requests=10_000,
     sidekiq_scheduled=False,
     sidekiq_latency=False,
+    io_jobs=300,
+    rows_repeats=1,
+    ioprofile_jobs=0,
     skip_targets=frozenset({"gokogeri-reliable-logon", "gokogeri-basic-logon", "sidekiq-logon"}),
 )
 
@@ -118,16 +130,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the harness")
     p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of " + ",".join(ALL))
     p.add_argument("--systems", default="", help="comma-separated drain target keys (default all)")
+    p.add_argument("--ref", default="",
+                   help="git ref for the ab scenario (checked out in a temporary worktree)")
     p.add_argument("--setup-peers", action="store_true", help="create the peers' virtualenvs and exit")
     a = p.parse_args(argv)
     if a.setup_peers:
         setup_peers()
         return 0
     sizes = QUICK if a.quick else FULL
+    only_given = a.only != p.get_default("only")
     only = [x.strip() for x in a.only.split(",") if x.strip()]
     unknown = set(only) - set(ALL)
     if unknown:
         p.error(f"unknown --only item(s): {', '.join(sorted(unknown))}")
+    if not only_given:
+        only = [x for x in only if x not in ON_REQUEST]
+    ref = a.ref
+    if a.quick and not ref:
+        ref = "HEAD"  # the smoke run exercises the worktree machinery on HEAD
+    if ref and "ab" not in only and not only_given:
+        only.append("ab")
+    if "ab" in only and not ref:
+        p.error("--only ab needs --ref <commit> (e.g. --ref 487d089)")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     log_dir = RESULTS / "logs" / stamp
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -141,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     t0 = time.perf_counter()
     try:
-        run_all(res, sizes, only, a.systems, log_dir)
+        run_all(res, sizes, only, a.systems, log_dir, ref, a.quick)
     finally:
         stop_all()
     res["wall_s"] = time.perf_counter() - t0
     res["library_at_end"] = library_fingerprint()
     name = "quick" if a.quick else "latest"
-    if set(only) != set(ALL):
+    if set(only) != set(ALL) - ON_REQUEST and set(only) != set(ALL):
         name += "-partial"
     (RESULTS / f"run-{stamp}.json").write_text(json.dumps(res, indent=1))
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=1))
@@ -160,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_all(res: dict[str, Any], s: Sizes, only: list[str], systems: str, log_dir: Path) -> None:
+def run_all(
+    res: dict[str, Any], s: Sizes, only: list[str], systems: str, log_dir: Path,
+    ref: str = "", quick: bool = False,
+) -> None:
     t0 = time.perf_counter()
 
     def step(name: str) -> None:
@@ -189,6 +216,7 @@ def run_all(res: dict[str, Any], s: Sizes, only: list[str], systems: str, log_di
         res["enqueue"] = {
             "single": scenarios.enqueue("single", s.single_enqueue, s.repeats),
             "bulk": scenarios.enqueue("bulk", s.bulk_enqueue, s.repeats),
+            "bulkx": scenarios.enqueue("bulkx", s.bulk_enqueue, s.repeats),
         }
     if "latency" in only:
         res["latency"] = {}
@@ -213,6 +241,19 @@ def run_all(res: dict[str, Any], s: Sizes, only: list[str], systems: str, log_di
     if "profile" in only and s.profile_jobs:
         step("profile")
         res["profile"] = scenarios.profile(s.profile_jobs, RESULTS, log_dir)
+    for name, build in (("io", rows.io_rows), ("metrics", rows.metrics_rows),
+                        ("switch", rows.switch_rows)):
+        if name in only:
+            todo = build(s.drain_jobs, s.io_jobs, quick)
+            step(f"{name}: " + ", ".join(r.key for r in todo))
+            res[name] = rows.run_rows(todo, s.rows_repeats, log_dir, s.max_drain_s)
+    if "ab" in only:
+        step(f"ab: current tree vs {ref}")
+        res["ab"] = rows.ab(ref, s.drain_jobs, s.io_jobs, s.rows_repeats, log_dir,
+                            s.max_drain_s, quick)
+    if "ioprofile" in only and s.ioprofile_jobs:
+        step("ioprofile")
+        res["ioprofile"] = ioprof.run(s.ioprofile_jobs, RESULTS, log_dir)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import gokogeri
 from bench.procs import WORKERS, Managed, fresh_redis, library_fingerprint, wait_for
 from bench.systems import (
     CONCURRENCY,
+    COUNTED,
     RUBY,
     SIDEKIQ,
     Target,
@@ -86,7 +87,7 @@ def drain_once(
             return {"error": f"fill left {t.queued(r)} jobs queued, expected {n}"}
 
         def finished_jobs() -> int:
-            return n - t.pending(r) if kind == "noop" else int(r.get("bench:done") or 0)
+            return int(r.get("bench:done") or 0) if kind in COUNTED else n - t.pending(r)
 
         # Other work on the machine skews everything: keep a record of it.
         load_before = os.getloadavg()[0]
@@ -129,6 +130,10 @@ def drain_once(
             codes = [p.stop() for p in procs]
     res: dict[str, Any] = {"n": n, "kind": kind, "fill_s": fill_s, "exit_codes": codes,
                            "loadavg_before": load_before, "library": library}
+    node_line = _node_banner(procs[0])
+    if node_line:
+        # Which gokogeri the worker really imported (A/B runs check it).
+        res["node"] = node_line
     if error is None and failed:
         error = f"{failed} jobs failed: see {procs[0].log_path}"
     if error is not None or first is None or end is None:
@@ -147,6 +152,18 @@ def drain_once(
         cpu_share=(cpu_end - cpu_first) / (end - first),
     )
     return res
+
+
+def _node_banner(proc: Managed) -> dict[str, str]:
+    """gk_node.py's first line: ``bench-node gokogeri=<dir> switchinterval=<s>``."""
+    try:
+        with proc.log_path.open(errors="replace") as f:
+            for line in f:
+                if line.startswith("bench-node "):
+                    return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+    except OSError:
+        pass
+    return {}
 
 
 def drain_all(

@@ -72,7 +72,19 @@ class Target:
 
 # --- gokogeri and Sidekiq share payloads: fill both with gokogeri's Enqueuer ---
 
-JOB_CLASS = {"noop": "NoopJob", "incr": "IncrJob"}
+JOB_CLASS = {
+    "noop": "NoopJob",
+    "incr": "IncrJob",  # one INCR through a module-level client (Ruby: Sidekiq.redis)
+    "incr-ctx": "IncrCtxJob",  # one INCR through ctx.redis (gokogeri only)
+    "sleep": "SleepJob",  # time.sleep(0.001) / Ruby sleep 0.001
+    "async-noop": "AsyncNoopJob",
+    "async-sleep": "AsyncSleepJob",  # await asyncio.sleep(0.001)
+    "async-incr": "AsyncIncrJob",  # one INCR through a module-level redis.asyncio client
+    "async-incr-ctx": "AsyncIncrCtxJob",  # one INCR through ctx.aredis
+}
+# Kinds whose run ends when the ``bench:done`` counter reaches N (exact);
+# the others end when the queue and the in-flight record are empty.
+COUNTED = frozenset({"incr", "incr-ctx", "async-incr", "async-incr-ctx"})
 
 
 def fill_sidekiq_format(url: str, n: int, kind: str) -> None:
@@ -99,20 +111,35 @@ def gk_pending(r: redispy.Redis) -> int:
     return int(r.eval(_GK_PENDING, 2, "queue:default", "gokogeri:working"))
 
 
-def gk_start(fetch: str, log: str, processes: int = 1) -> Callable[[str, Path, int], list[Managed]]:
+def gk_start(
+    fetch: str,
+    log: str,
+    processes: int = 1,
+    *,
+    concurrency: int = CONCURRENCY,
+    metrics: str = "off",
+    env: dict[str, str] | None = None,
+    tag: str = "",
+) -> Callable[[str, Path, int], list[Managed]]:
+    """Start gk_node.py. ``env`` may set PYTHONPATH (another checkout of
+    gokogeri, for A/B runs) or BENCH_SWITCH_INTERVAL; ``tag`` names the logs."""
+    name = f"gokogeri-{fetch}-log{log}{'-' + tag if tag else ''}"
+
     def start(url: str, log_dir: Path, run: int) -> list[Managed]:
         return [
             Managed(
-                f"gokogeri-{fetch}-{i}",
+                f"{name}-{i}",
                 [
                     sys.executable,
                     str(WORKERS / "gk_node.py"),
                     f"--url={url}",
                     f"--fetch={fetch}",
-                    f"--concurrency={CONCURRENCY}",
+                    f"--concurrency={concurrency}",
                     f"--log={log}",
+                    f"--metrics={metrics}",
                 ],
-                log_dir / f"gokogeri-{fetch}-log{log}-p{i}-run{run}.log",
+                log_dir / f"{name}-p{i}-run{run}.log",
+                env=env,
             )
             for i in range(processes)
         ]

@@ -20,7 +20,7 @@ BULK = 1000
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["single", "bulk", "many"])
+    p.add_argument("mode", choices=["single", "bulk", "many", "bulkx"])
     p.add_argument("n", type=int)
     p.add_argument("--url", required=True)
     a = p.parse_args()
@@ -40,6 +40,12 @@ def main() -> None:
             for base in range(0, a.n, BULK):
                 enq.enqueue_many(
                     template, (["string", i, {"mike": "bob"}] for i in range(base, min(a.n, base + BULK)))
+                )
+        elif a.mode == "bulkx":  # the second shape: args [i, "x"], Jobs built here
+            for base in range(0, a.n, BULK):
+                enq.enqueue_bulk(
+                    gokogeri.Job(class_name="NoopJob", args=[i, "x"])
+                    for i in range(base, min(a.n, base + BULK))
                 )
         else:
             for base in range(0, a.n, BULK):

@@ -1,19 +1,96 @@
 """A gokogeri node for the benchmarks, run as its own process by the harness.
 
-Jobs (same class names as sidekiq_jobs.rb, so one payload serves both):
-NoopJob does nothing; IncrJob INCRs ``bench:done`` (an equal, exact completion
-signal for every system); DeltaJob RPUSHes ``now - args[0]`` to ``bench:lat``
-(start latency or scheduled lateness, depending on what args[0] is).
+Jobs (same class names as sidekiq_jobs.rb where Sidekiq has one, so one
+payload serves both):
+
+- NoopJob does nothing;
+- IncrJob INCRs ``bench:done`` through a module-level redis-py client (what a
+  user's job does; Ruby: ``Sidekiq.redis { |c| c.incr }``), an exact
+  completion signal that costs one round trip per job;
+- IncrCtxJob INCRs through ``ctx.redis``, the connection the runtime offers
+  jobs (only where the library under test has one);
+- SleepJob sleeps 1 ms (``time.sleep(0.001)``; Ruby: ``sleep 0.001``);
+- AsyncNoopJob, AsyncSleepJob (``await asyncio.sleep(0.001)``) and
+  AsyncIncrJob (a module-level ``redis.asyncio`` client), AsyncIncrCtxJob
+  (``ctx.aredis``): ``async def`` jobs, registered only where the library runs
+  coroutines (and offers ``ctx.aredis``);
+- DeltaJob RPUSHes ``now - args[0]`` to ``bench:lat`` (start latency or
+  scheduled lateness, depending on what args[0] is).
+
+The harness may point PYTHONPATH at another checkout of gokogeri (A/B runs
+against a git ref): the first log line says which library was imported, and
+the harness checks it. BENCH_SWITCH_INTERVAL (seconds) sets
+``sys.setswitchinterval`` before anything starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import importlib
+import json
+import os
 import signal
+import sys
+import threading
 import time
+from typing import Any
+
+import redis as redispy
+import redis.asyncio as aredis
 
 import gokogeri
 from gokogeri import redis as gredis
+
+
+def supports_ctx_redis() -> bool:
+    """Whether this gokogeri offers jobs a connection as ``ctx.redis``."""
+    ctx = gokogeri.Context
+    fields = {f.name for f in dataclasses.fields(ctx)} if dataclasses.is_dataclass(ctx) else set()
+    return "redis" in fields or hasattr(ctx, "redis")
+
+
+def supports_async() -> bool:
+    """Whether this gokogeri runs ``async def`` jobs (older trees would call
+    the function and drop the coroutine unawaited)."""
+    from gokogeri import worker
+
+    return hasattr(worker, "is_async")
+
+
+class Timing:
+    """Per-thread sums, no lock: each thread writes only its own entry."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._all: list[list[float]] = []
+        self._lock = threading.Lock()
+
+    def record(self, t0: float, t1: float) -> None:
+        st: list[float] | None = getattr(self._local, "st", None)
+        if st is None:
+            st = self._local.st = [0, 0.0, 0.0, 0, t1]  # jobs, io_s, gap_s, gaps, last end
+            with self._lock:
+                self._all.append(st)
+        else:
+            gap = t0 - st[4]
+            if gap < 0.05:  # a longer gap is the queue running dry, not overhead
+                st[2] += gap
+                st[3] += 1
+        st[0] += 1
+        st[1] += t1 - t0
+        st[4] = t1
+
+    def summary(self) -> dict[str, float]:
+        jobs = sum(s[0] for s in self._all)
+        gaps = sum(s[3] for s in self._all)
+        return {
+            "threads": len(self._all),
+            "jobs": jobs,
+            "io_us_per_job": 1e6 * sum(s[1] for s in self._all) / max(jobs, 1),
+            "gap_us_per_job": 1e6 * sum(s[2] for s in self._all) / max(gaps, 1),
+        }
 
 
 def main() -> None:
@@ -22,13 +99,67 @@ def main() -> None:
     p.add_argument("--fetch", choices=["reliable", "basic"], default="reliable")
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--log", choices=["on", "off"], default="off")
+    p.add_argument("--metrics", choices=["on", "off"], default="off")
     a = p.parse_args()
+
+    switch = os.environ.get("BENCH_SWITCH_INTERVAL")
+    if switch:
+        sys.setswitchinterval(float(switch))
+    # Read by the harness (first line of the log): which library this process runs.
+    print(f"bench-node gokogeri={os.path.dirname(gokogeri.__file__)} "
+          f"switchinterval={sys.getswitchinterval()}", flush=True)
 
     cm = gredis.ConnManager(gredis.Config(url=a.url))
     client = cm.client
+    # A user's own client, created once at import time in a real app.
+    user_client = redispy.Redis.from_url(a.url)
     router = gokogeri.Router()
     router.register("NoopJob", lambda ctx, job: None)
-    router.register("IncrJob", lambda ctx, job: client.incr("bench:done"))
+    timing = Timing() if os.environ.get("BENCH_TIMING") else None
+    if timing is not None:
+        # bench/workers is this script's directory (sys.path[0]).
+        probe: Any = importlib.import_module("gk_probe")
+        probe.install()
+
+        # Profiling aid (bench/ioprof.py): how long the job's own INCR takes as
+        # seen by its thread, and the gap between one job's INCR and the next.
+        def incr_timed(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            t0 = time.perf_counter()
+            user_client.incr("bench:done")
+            timing.record(t0, time.perf_counter())
+
+        router.register("IncrJob", incr_timed)
+    else:
+        router.register("IncrJob", lambda ctx, job: user_client.incr("bench:done"))
+    router.register("SleepJob", lambda ctx, job: time.sleep(0.001))
+    if supports_ctx_redis():
+        def incr_ctx(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            getattr(ctx, "redis").incr("bench:done")  # noqa: B009  # only on trees that have it
+
+        router.register("IncrCtxJob", incr_ctx)
+    if supports_async():
+        # One asyncio client per process, bound to the pool's loop on first use.
+        aclient: list[Any] = []
+
+        async def async_noop(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            return None
+
+        async def async_sleep(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            await asyncio.sleep(0.001)
+
+        async def async_incr(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            if not aclient:
+                aclient.append(aredis.Redis.from_url(a.url))
+            await aclient[0].incr("bench:done")
+
+        router.register("AsyncNoopJob", async_noop)
+        router.register("AsyncSleepJob", async_sleep)
+        router.register("AsyncIncrJob", async_incr)
+        if hasattr(gokogeri.Context, "aredis"):
+            async def async_incr_ctx(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+                await getattr(ctx, "aredis").incr("bench:done")  # noqa: B009  # newer trees only
+
+            router.register("AsyncIncrCtxJob", async_incr_ctx)
 
     def delta(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
         started = time.time()  # first thing: what we measure is the start
@@ -36,11 +167,23 @@ def main() -> None:
 
     router.register("DeltaJob", delta)
     logger = gokogeri.default_logger() if a.log == "on" else gokogeri.nop_logger()
-    node = gokogeri.Node(logger, cm, fetch=a.fetch)
+    observers: list[Any] = []
+    if a.metrics == "on":
+        from gokogeri.metrics import SidekiqMetrics
+
+        # compat "8": enabled (compat "6" would count nothing).
+        observers.append(SidekiqMetrics(compat="8", keys=cm.keys))
+    kwargs: dict[str, Any] = {"observers": observers} if observers else {}
+    node = gokogeri.Node(logger, cm, fetch=a.fetch, **kwargs)
     node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, instances=a.concurrency)
     signal.signal(signal.SIGTERM, lambda s, f: node.request_stop())
     signal.signal(signal.SIGINT, lambda s, f: node.request_stop())
     node.run()
+    if timing is not None:
+        summary: dict[str, Any] = timing.summary()
+        summary.update(probe.summary(int(summary["jobs"])))
+        print("bench-timing " + json.dumps(summary), flush=True)
+    user_client.close()
     cm.close()
 
 

@@ -24,6 +24,13 @@ class IncrJob
   end
 end
 
+class SleepJob
+  include Sidekiq::Worker
+  def perform(*args)
+    sleep 0.001
+  end
+end
+
 class DeltaJob
   include Sidekiq::Worker
   def perform(t0, *rest)

@@ -153,6 +153,8 @@ class NodeProc:
         self.env = dict(
             os.environ,
             FAULTS_REDIS_URL=redis_url,
+            # `gokogeri run` checks this one before it builds the node.
+            GOKOGERI_REDIS_URL=redis_url,
             FAULTS_LEDGER_URL=ledger_url,
             PYTHONUNBUFFERED="1",
             **env,

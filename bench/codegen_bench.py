@@ -9,6 +9,7 @@ names and classes. Prints CPU seconds for the whole run and for each phase.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -24,6 +25,8 @@ def main(n: int = 200) -> None:
     examples = sorted((ROOT / "schemas").glob("*.json"))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        # Example schemas $ref files in schemas/shared/.
+        shutil.copytree(ROOT / "schemas" / "shared", out / "shared")
         for i in range(n):
             src = examples[i % len(examples)]
             doc = json.loads(src.read_text())

@@ -1,6 +1,7 @@
 """gokogeri: background jobs for Python, wire-compatible with Ruby's Sidekiq."""
 
 from gokogeri import redis
+from gokogeri.api import Api
 from gokogeri.enqueuer import Enqueuer
 from gokogeri.errors import (
     EnqueueError,
@@ -15,14 +16,17 @@ from gokogeri.errors import (
 from gokogeri.events import JobEvent
 from gokogeri.job import Job, new_jid
 from gokogeri.log import default_logger, nop_logger
+from gokogeri.metrics import SidekiqMetrics
 from gokogeri.middleware import Chain, ClientChain, ServerChain
 from gokogeri.node import Node
+from gokogeri.periodic import Periodic
 from gokogeri.queues import OrderedQueueSet, QueueSet, RandomQueueSet
 from gokogeri.worker import AsyncWorkerFunc, Context, Router, Worker, WorkerFunc
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Api",
     "AsyncWorkerFunc",
     "Chain",
     "ClientChain",
@@ -38,11 +42,13 @@ __all__ = [
     "Node",
     "NodeCrashedError",
     "OrderedQueueSet",
+    "Periodic",
     "QueueSet",
     "RandomQueueSet",
     "RedisUnavailableError",
     "Router",
     "ServerChain",
+    "SidekiqMetrics",
     "UnknownJobClassError",
     "Worker",
     "WorkerFunc",

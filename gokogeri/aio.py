@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -43,8 +44,17 @@ class LoopThread:
             self.loop.close()
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``coro`` on the loop; block this (processor) thread until it ends."""
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        """Run ``coro`` on the loop; block this (processor) thread until it ends.
+
+        The coroutine sees this thread's context variables (a tracing span a
+        server middleware opened, for one), as if it had been awaited here.
+        """
+        ctx = contextvars.copy_context()
+
+        async def in_callers_context() -> Any:
+            return await asyncio.get_running_loop().create_task(coro, context=ctx)
+
+        fut = asyncio.run_coroutine_threadsafe(in_callers_context(), self.loop)
         with self._lock:
             self._running.add(fut)
         try:

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import redis as redispy
@@ -19,6 +18,7 @@ import typer
 from gokogeri import __version__, contract, opscli
 from gokogeri import redis as gredis
 from gokogeri.cliopts import NamespaceOpt, RedisUrlOpt, config_from, connect, fail
+from gokogeri.codegen import commands as codegen_commands
 from gokogeri.errors import NodeCrashedError
 from gokogeri.log import default_logger
 from gokogeri.node import SHUTDOWN_TIMEOUT, Node
@@ -209,6 +209,17 @@ def run(
         typer.Option(help="float seconds (every Sidekiq) or ms integers (Sidekiq 8 only)"),
     ] = TimestampChoice.float_,
     log_level: Annotated[str, typer.Option("--log-level", "-l")] = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="serve Prometheus metrics on this port"),
+    ] = None,
+    metrics_addr: Annotated[
+        str, typer.Option(help="address for --metrics-port (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
+    sidekiq_metrics: Annotated[
+        bool,
+        typer.Option(help="record Sidekiq 7/8 execution metrics (the Web UI's Metrics tab)"),
+    ] = True,
     version: VersionOpt = False,
 ) -> None:
     """Run a node until TERM/INT (or Stop in the Web UI); TSTP quiets it.
@@ -243,6 +254,18 @@ def run(
     if isinstance(target_obj, Node):
         connect(node.cm.config).close()
     install_signal_handlers(node)
+    if sidekiq_metrics:
+        from gokogeri.metrics import SidekiqMetrics
+
+        SidekiqMetrics.attach(node)  # writes nothing for --sidekiq-compat 6
+    server = None
+    if metrics_port is not None:
+        from gokogeri.prometheus import start_metrics_server
+
+        try:
+            server = start_metrics_server(node, metrics_port, metrics_addr)
+        except OSError as e:
+            raise fail(f"cannot serve metrics on {metrics_addr}:{metrics_port}: {e}") from None
     try:
         node.run()
     except NodeCrashedError as e:
@@ -251,20 +274,9 @@ def run(
         raise typer.Exit(EXIT_CRASHED) from None
     except redispy.RedisError as e:
         raise fail(f"Redis failed while starting the node at {cfg.redacted_url()}: {e}") from None
-
-
-@app.command()
-def generate(
-    schemas: Annotated[list[Path], typer.Argument(help="schema files or directories")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="package directory to write")],
-    check: Annotated[
-        bool, typer.Option("--check", help="fail with a diff if out is stale")
-    ] = False,
-) -> None:
-    """Compile JSON Schema job contracts into a typed Python package."""
-    from gokogeri.codegen.cli import generate as run_generate
-
-    raise typer.Exit(run_generate(list(schemas), out, check))
+    finally:
+        if server is not None:
+            server.close()
 
 
 @app.command()
@@ -282,5 +294,6 @@ def main() -> None:
     app()
 
 
+codegen_commands.register(app)  # generate, schema diff
 opscli.register(app)
 contract.register(app)

@@ -79,7 +79,7 @@ def _encode_all_args(all_args: list[Any]) -> list[str]:
 _MISSING = object()
 
 
-def _shared_template(jobs: list[Job]) -> Job | None:
+def shared_template(jobs: list[Job]) -> Job | None:
     """The first job, if every job has exactly its fields but args and none sets a jid."""
     if not jobs or not all(type(job) is Job for job in jobs):
         return None
@@ -190,7 +190,7 @@ class Enqueuer:
         sent, so bad args in job 9,999 push nothing at all.
         """
         jobs = list(jobs)
-        template = _shared_template(jobs) if not len(self.middleware) else None
+        template = shared_template(jobs) if not len(self.middleware) else None
         if template is not None:
             # The usual bulk: one class and one set of options, many args.
             return self.enqueue_many(template, [job.fields["args"] for job in jobs])

@@ -24,7 +24,8 @@ from gokogeri.job import Job
 Status = Literal["done", "retry", "dead", "drop", "invalid"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs ~0.7 us more to build, once per job.
+@dataclass(slots=True)
 class JobEvent:
     job: Job | None  # None for an invalid payload
     queue: str

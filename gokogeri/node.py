@@ -22,8 +22,10 @@ from typing import Any, Literal
 from gokogeri.errors import NodeCrashedError
 from gokogeri.fetch import BasicFetch, Fetcher
 from gokogeri.heartbeat import BEAT_INTERVAL, Heartbeat, ProcessInfo, make_identity
+from gokogeri.job import Job
 from gokogeri.log import escape
 from gokogeri.middleware import ServerChain
+from gokogeri.periodic import Entry, Periodic
 from gokogeri.processor import Pool
 from gokogeri.queues import QueueSet
 from gokogeri.redis import ConnManager
@@ -122,6 +124,8 @@ class Node:
             observers=list(observers or []),
             log_error_details=log_error_details,
         )
+        # Periodic jobs (node.every / node.cron): one enqueue per tick across all nodes.
+        self.periodic = Periodic(conn_manager, logger, identity=self.identity)
         self._pools: list[Pool] = []
         self._cancelled = self.runtime.cancelled
         self._started = False
@@ -168,6 +172,18 @@ class Node:
                 on_fatal=self._on_fatal,
             )
         )
+
+    # --- periodic jobs ---
+
+    def every(self, seconds: float, job: Job | str, **kw: Any) -> Entry:
+        """Enqueue ``job`` every ``seconds`` (ticks aligned to the epoch, so every
+        node agrees on them); exactly once per tick across all nodes."""
+        return self.periodic.every(seconds, job, **kw)
+
+    def cron(self, expr: str, job: Job | str, **kw: Any) -> Entry:
+        """Enqueue ``job`` on a cron schedule (5 fields, or 6 with seconds first),
+        exactly once per tick across all nodes."""
+        return self.periodic.cron(expr, job, **kw)
 
     # --- hooks and observers ---
 
@@ -293,6 +309,8 @@ class Node:
                 poll_interval_average=self.poll_interval_average,
             )
             self._scheduler.start()
+        if self.periodic.entries():
+            self.periodic.start()
         self.runtime.fire("startup")
 
     def _warn_unserved(self) -> None:
@@ -331,6 +349,7 @@ class Node:
             self._scheduler.stop()
         if self._rescuer is not None:
             self._rescuer.stop()
+        self.periodic.stop()
         self.runtime.fire("quiet")
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:

@@ -35,7 +35,7 @@ from typing import Any, Literal, cast
 
 import redis as redispy
 
-from gokogeri.enqueuer import _shared_template, in_seconds, prepare, to_epoch
+from gokogeri.enqueuer import in_seconds, prepare, shared_template, to_epoch
 from gokogeri.errors import InvalidArgumentError
 from gokogeri.job import Job, TimestampFormat, check_args, new_jid
 from gokogeri.middleware import ClientChain, ServerChain
@@ -288,7 +288,7 @@ class FakeEnqueuer:
     def enqueue_bulk(self, jobs: Iterable[Job]) -> list[str | None]:
         """As Enqueuer.enqueue_bulk: every job is checked before any is recorded."""
         jobs = list(jobs)
-        template = _shared_template(jobs) if not len(self.middleware) else None
+        template = shared_template(jobs) if not len(self.middleware) else None
         if template is not None:
             return self.enqueue_many(template, [job.fields["args"] for job in jobs])
         prepared = [self._prepare(job, None) for job in jobs]

@@ -17,8 +17,11 @@ trap 'bash interop/podman-service.sh stop >/dev/null 2>&1 || true' EXIT
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 echo "== static checks"
-ruff check gokogeri codegen tests interop bench
+ruff check gokogeri codegen tests interop bench examples
 bash tests/typecheck.sh
 
 echo "== tests and interop"
 "$PYTHON" -m pytest tests interop -p no:cacheprovider "$@"
+
+echo "== the example project's own suite (gokogeri's pytest plugin)"
+(cd examples && "$PYTHON" -m pytest -q -p no:cacheprovider)

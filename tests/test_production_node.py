@@ -760,3 +760,17 @@ def test_buffered_handler_lines_escape_payload_fields(
     lines = out.getvalue().splitlines()
     assert not any("forged" in line and line.startswith("2026-01-01") for line in lines)
     assert "\x1b" not in out.getvalue()
+
+
+def test_node_every_enqueues_periodic_jobs_while_running(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    ticks: list[str] = []
+    router = gokogeri.Router()
+    router.register("Tick", lambda ctx, job: ticks.append(job.jid or ""))
+    node = quick_node(cm)
+    node.every(1, "Tick")
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 1)
+    with NodeThread(node):
+        wait_for(lambda: len(ticks) >= 2, timeout=10)
+    assert len(set(ticks)) == len(ticks)  # one job per tick

@@ -13,3 +13,6 @@ done
 ln -s "$root/codegen" "$tree/gokogeri/codegen"
 cd "$tree"
 MYPYPATH="$tree" mypy --config-file "$root/pyproject.toml" -p gokogeri "$@"
+# The example project (its generated job package included), against the same tree.
+ln -s "$root/examples/example_app" "$tree/example_app"
+MYPYPATH="$tree" mypy --config-file "$root/pyproject.toml" -p example_app "$@"

@@ -17,6 +17,7 @@ import random
 import time
 from collections import Counter
 
+import pytest
 import redis as redispy
 
 from tests.faults import dead
@@ -64,6 +65,12 @@ def where_is(r: redispy.Redis, token: str) -> str:
     return "nowhere (lost)"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect (reported): retry.dead_payload buries invalid UTF-8 as U+FFFD-replaced "
+    "text that decodes as a valid job with no reason (raw bytes not kept), and a job "
+    "holding a lone surrogate as its original text without error fields",
+)
 def test_fuzz_10000_bad_1000_valid(
     r: redispy.Redis, ledger: Ledger, node_factory: NodeFactory
 ) -> None:

@@ -38,12 +38,20 @@ def rescues_logged(nodes: list[NodeProc]) -> int:
 # 20 s is the long outage: longer than the rescue window by far, and than a
 # blocking fetch's socket timeout (5 s + 2 s), shorter than the 60 s heartbeat
 # TTL; it costs 20 s of CI time, which the suite's budget allows.
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect (reported): Redis keeps heartbeat TTLs running while it is down, so "
+    "after an outage longer than rescue_after the first rescue pass takes live nodes "
+    "for dead and requeues jobs they hold (duplicates); fix: judge silence by "
+    "min(TTL silence, Redis uptime, rescuer's own reachable time)",
+)
 @pytest.mark.parametrize("down", [2.0, 20.0], ids=["down2s", "down20s"])
 def test_redis_restart_with_aof(
     down: float, r: redispy.Redis, ledger: Ledger, sut: FaultRedis, node_factory: NodeFactory
 ) -> None:
     jids = enqueue_work(sut.url, 4000, ms=5)
-    nodes = [node_factory(FAULTS_CONCURRENCY="5") for _ in range(2)]
+    # Three nodes, each of which could take another for dead once Redis is back.
+    nodes = [node_factory(FAULTS_CONCURRENCY="4") for _ in range(3)]
     wait_until(lambda: ledger.ran() >= 1000, 60, "the drain to be under way")
     sut.restart(down)
     up = time.monotonic()
@@ -58,6 +66,7 @@ def test_redis_restart_with_aof(
     wait_until(lambda: drained(r, ledger, len(jids), nodes), 120, "the drain to finish")
     time.sleep(0.5)
     lost, dups, strangers = tally(jids, ledger.runs())
+    report_rescues = rescues_logged(nodes)
     report(
         f"redis_restart_down_{int(down)}s",
         jobs=len(jids),
@@ -66,11 +75,12 @@ def test_redis_restart_with_aof(
         fetch_resumed_seconds_after_up=round(resume_s, 2),
         lost=len(lost),
         duplicates=dups,
-        rescue_passes_logged=rescues_logged(nodes),
+        rescue_passes_logged=report_rescues,
     )
     assert all(n.alive() for n in nodes)
     assert not lost and not strangers
-    assert dups == 0, f"{dups} jobs ran twice: live nodes were taken for dead after the outage"
+    assert report_rescues == 0, "a live node was taken for dead after the outage"
+    assert dups == 0
     assert r.zcard("dead") == 0 and r.zcard("retry") == 0
 
 

@@ -29,6 +29,7 @@ needs_sentinel = pytest.mark.skipif(
 )
 
 JOBS = 20_000
+SCHEDULED = 200  # due one every 0.1 s from the start, so some fall due mid-failover
 
 
 # --- configuration forms (no server needed) ---
@@ -186,6 +187,11 @@ def test_drain_and_enqueue_through_two_failovers_without_loss(cluster: SentinelC
             enq.enqueue_many(template, [[f"j{i}"] for i in range(start, start + 1000)])
         assert r.llen("queue:default") == JOBS
         r.close()
+        t0 = time.time()
+        for i in range(SCHEDULED):
+            enq.enqueue_at(
+                gokogeri.Job(class_name="Drain", queue="default", args=[f"s{i}"]), t0 + 1 + i * 0.1
+            )
 
         logger = logging.getLogger("test.sentinel")
         node = gokogeri.Node(logger, cm, heartbeat_interval=1.0, shutdown_timeout=5)
@@ -196,20 +202,25 @@ def test_drain_and_enqueue_through_two_failovers_without_loss(cluster: SentinelC
                 cluster.failover()
             assert len(runs) < JOBS, "the drain finished before the failovers"
             failovers_done.set()
-            wait_for(lambda: len(runs) >= JOBS, timeout=60, interval=0.1)
+            wait_for(lambda: len(runs) >= JOBS + SCHEDULED, timeout=60, interval=0.1)
+            # The heartbeat followed the switches too: the final master lists the node.
+            beat = master_client(cluster)
+            wait_for(lambda: beat.sismember("processes", node.identity), timeout=10)
+            beat.close()
         assert cm.failovers >= 2
         final = master_client(cluster)
         leftovers = {k.decode(): final.llen(k) for k in final.scan_iter("gokogeri:working:*")}
-        queued = final.llen("queue:default")
+        queued = final.llen("queue:default") + final.zcard("schedule")
         landed = {json.loads(p)["jid"] for p in final.lrange("queue:enq", 0, -1)}
         final.close()
 
-    missing = [f"j{i}" for i in range(JOBS) if runs[f"j{i}"] == 0]
+    expected = [f"j{i}" for i in range(JOBS)] + [f"s{i}" for i in range(SCHEDULED)]
+    missing = [jid for jid in expected if runs[jid] == 0]
     duplicates = sum(n - 1 for n in runs.values() if n > 1)
     gaps = sorted(b - a for a, b in itertools.pairwise(finished))[-2:]
     lost_enqueues = set(loop.accepted) - landed
     print(
-        f"\nsentinel: {JOBS} jobs drained through 2 failovers: duplicates={duplicates}, "
+        f"\nsentinel: {JOBS} jobs (+{SCHEDULED} scheduled) drained through 2 failovers: duplicates={duplicates}, "
         f"longest pauses={[round(g, 2) for g in gaps]} s, left in working lists={leftovers}; "
         f"enqueues: {len(loop.accepted)} accepted, {len(loop.failed)} raised {set(loop.failed)}, "
         f"{len(lost_enqueues)} lost"

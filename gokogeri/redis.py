@@ -172,6 +172,13 @@ class Config:
             self.sentinels = [(str(h), int(p)) for h, p in self.sentinels]
         self.target()  # a bad URL or option fails here, not at first use
 
+    def __repr__(self) -> str:
+        # Not the dataclass repr: the URL may hold a password.
+        return (
+            f"Config(url={self.redacted_url()!r}, namespace={self.namespace!r}, "
+            f"pool_size={self.pool_size}, timestamp_format={self.timestamp_format!r})"
+        )
+
     @property
     def is_sentinel(self) -> bool:
         return self.sentinels is not None or _scheme(self.url) in SENTINEL_SCHEMES

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from gokogeri.node import CANCEL_GRACE, SHUTDOWN_TIMEOUT, Node
+from gokogeri.node import CANCEL_GRACE, Node
 
 # Environment variable a child finds its index in (0-based), for application code.
 INDEX_ENV = "GOKOGERI_SWARM_INDEX"
@@ -99,9 +99,12 @@ class Swarm:
         returns a configured Node that has not run yet. Its tag gets the index.
     processes: how many children; 0 = one per core.
     max_rss_kb: quiet and replace a child above this resident memory.
-    shutdown_timeout: the children's grace period (their Node's
-        shutdown_timeout); the parent waits this long plus CANCEL_GRACE and a
-        margin after forwarding TERM before it SIGKILLs a child.
+    shutdown_timeout: the children's grace period, set on each Node (``-t``);
+        the parent then waits this long plus CANCEL_GRACE and a margin after
+        forwarding TERM before it SIGKILLs a child. None keeps each Node's own
+        and the parent waits for the children however long they take (a
+        Node's stop always returns; a second TERM/INT is forwarded and ends
+        their grace period at once).
     """
 
     def __init__(
@@ -111,7 +114,7 @@ class Swarm:
         max_rss_kb: int | None = None,
         logger: logging.Logger | None = None,
         *,
-        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+        shutdown_timeout: float | None = None,
         backoff: tuple[float, float] = (BACKOFF_MIN, BACKOFF_MAX),
         crash_limit: int = CRASH_LIMIT,
         crash_window: float = CRASH_WINDOW,
@@ -262,7 +265,11 @@ class Swarm:
                     os.kill(slot.pid, signal.SIGTERM)
 
     def _stop_children(self) -> None:
-        deadline = time.monotonic() + self.shutdown_timeout + CANCEL_GRACE + STOP_MARGIN
+        deadline = (
+            float("inf")
+            if self.shutdown_timeout is None
+            else time.monotonic() + self.shutdown_timeout + CANCEL_GRACE + STOP_MARGIN
+        )
         while self._live():
             self._reap()
             while self._signals:  # a second TERM/INT: pass it on (children stop harder)
@@ -308,7 +315,8 @@ class Swarm:
             os.environ[INDEX_ENV] = str(index)
             node = self.make_node(index)
             node.tag = index_tag(node.tag, index)
-            node.shutdown_timeout = self.shutdown_timeout
+            if self.shutdown_timeout is not None:
+                node.shutdown_timeout = self.shutdown_timeout
             _install_node_signals(node)
             node.run()
             code = 0

@@ -65,8 +65,9 @@ def test_connects_as_the_acl_user_and_never_shows_the_password(
     make_user(admin, "gokogeri", documented_rules())
     cfg = gredis.Config(url=user_url(server, "gokogeri"))
     assert PASSWORD not in cfg.redacted_url()
-    assert PASSWORD not in repr(gredis.ConnManager(cfg))
+    assert PASSWORD not in repr(cfg)
     with gredis.ConnManager(cfg) as cm:
+        assert PASSWORD not in repr(cm)
         assert cm.client.ping()
         assert any(c.get("user") == "gokogeri" for c in admin.client_list())
     assert PASSWORD not in caplog.text

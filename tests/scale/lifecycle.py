@@ -3,8 +3,9 @@ locked-down user, and what ``python -m tests.scale.acl_probe`` watches with
 MONITOR to derive the rule set in docs/scale.md.
 
 Enqueue (now, later, many), run, fail and retry, die into the dead set,
-schedule, heartbeat, rescue the job of a node killed mid-job, quiet from
-the Web UI's signal list, stop. ``url`` is the node's (restricted) URL;
+schedule, heartbeat, Sidekiq 8 execution metrics (on by default in
+``gokogeri run``), rescue the job of a node killed mid-job, quiet from the
+Web UI's signal list, stop. ``url`` is the node's (restricted) URL;
 ``admin`` a client with full rights, used only to look.
 """
 
@@ -21,6 +22,7 @@ import redis as redispy
 
 import gokogeri
 from gokogeri import redis as gredis
+from gokogeri.metrics import SidekiqMetrics
 
 ROOT = Path(__file__).parent.parent.parent
 TIMEOUT = 30.0
@@ -85,6 +87,8 @@ def run_lifecycle(url: str, admin: redispy.Redis, namespace: str = "") -> dict[s
             poll_interval_average=0.5,
         )
         node.process_queues(gokogeri.OrderedQueueSet(["default", "doom"]), worker, 3)
+        # As `gokogeri run` does by default: Sidekiq 7/8's Metrics tab data.
+        SidekiqMetrics.attach(node)
         thread = threading.Thread(target=node.run, name="lifecycle-node")
         thread.start()
         try:

@@ -12,9 +12,15 @@ import collections
 import itertools
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis as redispy
@@ -28,6 +34,7 @@ needs_sentinel = pytest.mark.skipif(
     sentinel_binary() is None, reason="Debian's redis-sentinel is not installed"
 )
 
+ROOT = Path(__file__).parent.parent
 JOBS = 20_000
 SCHEDULED = 200  # due one every 0.1 s from the start, so some fall due mid-failover
 
@@ -232,3 +239,52 @@ def test_drain_and_enqueue_through_two_failovers_without_loss(cluster: SentinelC
     # Only jobs in flight (running or prefetched) at a switch may run twice.
     assert duplicates <= 2 * (10 + 200)
     assert sum(leftovers.values()) == 0
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gokogeri", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(ROOT),
+        env=dict(os.environ, **(env or {})),
+        check=False,
+    )
+
+
+@needs_sentinel
+def test_gokogeri_run_and_operator_commands_take_the_sentinel_url(
+    cluster: SentinelCluster,
+) -> None:
+    url = cluster.url(db=2)
+    log = tempfile.TemporaryFile()  # noqa: SIM115  # closed in the finally below
+    node = subprocess.Popen(
+        [sys.executable, "-m", "gokogeri", "run", "tests.scale.cli_app:router", "-q", "cli"],
+        env=dict(os.environ, GOKOGERI_REDIS_URL=url),
+        cwd=str(ROOT),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        out = cli("enqueue", "Record", "--queue", "cli", "--args", "[1]", "--redis-url", url)
+        assert out.returncode == 0, out.stderr
+        jid = out.stdout.strip().split()[-1]
+        r = redispy.Redis(host="127.0.0.1", port=cluster.master_port(), db=2)
+        wait_for(lambda: r.lrange("cli:done", 0, -1) == [jid.encode()], timeout=30)
+        out = cli("processes", "--json", "--redis-url", url)
+        assert out.returncode == 0, out.stderr
+        assert len(json.loads(out.stdout)) == 1
+        r.close()
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.wait(30)
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+        log.close()
+    assert node.returncode == 0, output
+    # An unknown service is one line naming the setting, not a traceback.
+    out = cli("stats", "--redis-url", cluster.url().replace("/mymaster/", "/nosuch/"))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "nosuch" in out.stderr

@@ -22,7 +22,7 @@ import redis as redispy
 
 from tests.faults import dead
 from tests.faults.conftest import NodeFactory
-from tests.faults.fuzz import FORGED, corpus, kinds_of, valid_jobs
+from tests.faults.fuzz import FORGED, Bad, corpus, kinds_of, valid_jobs
 from tests.faults.harness import Ledger, NodeProc, leftovers, report, tally, wait_until
 
 N_BAD = 10_000
@@ -63,6 +63,17 @@ def where_is(r: redispy.Redis, token: str) -> str:
         if any(t in m for m in r.lrange(key, 0, -1)):
             return key
     return "nowhere (lost)"
+
+
+def dispositions(bads: list[Bad], entries: list[dead.DeadEntry]) -> dict[str, dict[str, int]]:
+    """kind of payload -> how its dead entries explain themselves -> count."""
+    kind = {b.token: b.kind for b in bads}
+    out: dict[str, Counter[str]] = {}
+    for e in entries:
+        how = (e.reason or "<no reason>").split(":", 1)[0]
+        for t in e.tokens:
+            out.setdefault(kind.get(t, "?"), Counter())[how] += 1
+    return {k: dict(v) for k, v in sorted(out.items())}
 
 
 @pytest.mark.xfail(
@@ -143,6 +154,7 @@ def test_fuzz_10000_bad_1000_valid(
         valid_duplicates=dups,
         dead=len(entries),
         dead_reasons=dict(dead.error_classes(entries)),
+        dispositions=dispositions(bads, entries),
         dead_kept_raw=dead.raw_kept(entries),
         dead_without_reason=len(no_reason),
         dead_without_reason_kinds=dict(

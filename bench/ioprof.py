@@ -194,12 +194,16 @@ def spy(n: int, mode: str, out_dir: Path, log_dir: Path) -> dict[str, Any]:
 
 # Leaf frames (function names) -> what the thread is doing.
 _WAITS = {
-    "redis reply": ("read_response", "_read_from_socket", "recv", "recv_into", "can_read",
-                    "read", "_readline", "readline", "_read_response"),
-    "lock/condition": ("wait", "acquire", "_wait_for_tstate_lock", "__enter__", "get"),
+    # A frame that made a GIL-releasing call stays the innermost Python frame
+    # until the thread has the GIL back: these shares include that wait.
+    "redis reply (recv, then GIL)": ("read_response", "read_from_socket", "_read_from_socket",
+                                     "recv", "recv_into", "read", "_readline", "readline",
+                                     "_read_response"),
+    "poll for data (can_read, then GIL)": ("can_read", "_socket_can_read", "_socket_is_closed"),
+    "lock/condition wait": ("wait", "acquire", "_wait_for_tstate_lock", "__enter__", "get"),
     "sleep": ("sleep",),
     "event loop idle": ("select", "poll", "_run_once"),
-    "socket send": ("sendall", "send_packed_command", "send_command", "_send_packed_command"),
+    "socket send (sendall, then GIL)": ("sendall", "send_packed_command", "_send_packed_command"),
 }
 
 

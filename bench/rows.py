@@ -66,13 +66,15 @@ def gk_target(
     env: dict[str, str] | None = None,
     unavailable: str | None = None,
 ) -> Target:
+    jobs = "async" if key.startswith("gk-async") else "all"  # an all-async app's router
     """A one-process gokogeri node, crash-safe fetch (the default)."""
     return Target(
         key=key,
         label=key,
         family="gokogeri",
         fill=fill_sidekiq_format,
-        start=gk_start("reliable", log, concurrency=concurrency, metrics=metrics, env=env, tag=key),
+        start=gk_start("reliable", log, concurrency=concurrency, metrics=metrics, env=env, tag=key,
+                       jobs=jobs),
         queued=_llen("queue:default"),
         pending=gk_pending,
         failed=_sk_failed,

@@ -120,9 +120,11 @@ def gk_start(
     metrics: str = "off",
     env: dict[str, str] | None = None,
     tag: str = "",
+    jobs: str = "all",
 ) -> Callable[[str, Path, int], list[Managed]]:
     """Start gk_node.py. ``env`` may set PYTHONPATH (another checkout of
-    gokogeri, for A/B runs) or BENCH_SWITCH_INTERVAL; ``tag`` names the logs."""
+    gokogeri, for A/B runs) or BENCH_SWITCH_INTERVAL; ``tag`` names the logs;
+    ``jobs="async"`` registers only the async jobs (an all-async app)."""
     name = f"gokogeri-{fetch}-log{log}{'-' + tag if tag else ''}"
 
     def start(url: str, log_dir: Path, run: int) -> list[Managed]:
@@ -137,6 +139,7 @@ def gk_start(
                     f"--concurrency={concurrency}",
                     f"--log={log}",
                     f"--metrics={metrics}",
+                    f"--jobs={jobs}",
                 ],
                 log_dir / f"{name}-p{i}-run{run}.log",
                 env=env,

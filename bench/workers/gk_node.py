@@ -93,36 +93,20 @@ class Timing:
         }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--url", required=True)
-    p.add_argument("--fetch", choices=["reliable", "basic"], default="reliable")
-    p.add_argument("--concurrency", type=int, default=10)
-    p.add_argument("--log", choices=["on", "off"], default="off")
-    p.add_argument("--metrics", choices=["on", "off"], default="off")
-    a = p.parse_args()
+_TIMING: Timing | None = None
 
-    switch = os.environ.get("BENCH_SWITCH_INTERVAL")
-    if switch:
-        sys.setswitchinterval(float(switch))
-    # Read by the harness (first line of the log): which library this process runs.
-    print(f"bench-node gokogeri={os.path.dirname(gokogeri.__file__)} "
-          f"switchinterval={sys.getswitchinterval()}", flush=True)
 
-    cm = gredis.ConnManager(gredis.Config(url=a.url))
-    client = cm.client
-    # A user's own client, created once at import time in a real app.
-    user_client = redispy.Redis.from_url(a.url)
-    router = gokogeri.Router()
+def register_sync(router: gokogeri.Router, user_client: redispy.Redis, client: redispy.Redis) -> None:
+    global _TIMING
     router.register("NoopJob", lambda ctx, job: None)
-    timing = Timing() if os.environ.get("BENCH_TIMING") else None
-    if timing is not None:
-        # bench/workers is this script's directory (sys.path[0]).
-        probe: Any = importlib.import_module("gk_probe")
+    if os.environ.get("BENCH_TIMING"):
+        # Profiling aid (bench/ioprof.py): how long the job's own INCR takes as
+        # seen by its thread, the gap to the next job's INCR, and the runtime's
+        # steps (gk_probe.py).
+        timing = _TIMING = Timing()
+        probe: Any = importlib.import_module("gk_probe")  # bench/workers is sys.path[0]
         probe.install()
 
-        # Profiling aid (bench/ioprof.py): how long the job's own INCR takes as
-        # seen by its thread, and the gap between one job's INCR and the next.
         def incr_timed(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
             t0 = time.perf_counter()
             user_client.incr("bench:done")
@@ -137,35 +121,67 @@ def main() -> None:
             getattr(ctx, "redis").incr("bench:done")  # noqa: B009  # only on trees that have it
 
         router.register("IncrCtxJob", incr_ctx)
-    if supports_async():
-        # One asyncio client per process, bound to the pool's loop on first use.
-        aclient: list[Any] = []
-
-        async def async_noop(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
-            return None
-
-        async def async_sleep(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
-            await asyncio.sleep(0.001)
-
-        async def async_incr(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
-            if not aclient:
-                aclient.append(aredis.Redis.from_url(a.url))
-            await aclient[0].incr("bench:done")
-
-        router.register("AsyncNoopJob", async_noop)
-        router.register("AsyncSleepJob", async_sleep)
-        router.register("AsyncIncrJob", async_incr)
-        if hasattr(gokogeri.Context, "aredis"):
-            async def async_incr_ctx(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
-                await getattr(ctx, "aredis").incr("bench:done")  # noqa: B009  # newer trees only
-
-            router.register("AsyncIncrCtxJob", async_incr_ctx)
 
     def delta(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
         started = time.time()  # first thing: what we measure is the start
         client.rpush("bench:lat", repr(started - float(job.args[0])))
 
     router.register("DeltaJob", delta)
+
+
+def register_async(router: gokogeri.Router, url: str) -> None:
+    # One asyncio client per process, bound to the pool's loop on first use.
+    aclient: list[Any] = []
+
+    async def async_noop(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        return None
+
+    async def async_sleep(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        await asyncio.sleep(0.001)
+
+    async def async_incr(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        if not aclient:
+            aclient.append(aredis.Redis.from_url(url))
+        await aclient[0].incr("bench:done")
+
+    router.register("AsyncNoopJob", async_noop)
+    router.register("AsyncSleepJob", async_sleep)
+    router.register("AsyncIncrJob", async_incr)
+    if hasattr(gokogeri.Context, "aredis"):
+        async def async_incr_ctx(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            await getattr(ctx, "aredis").incr("bench:done")  # noqa: B009  # newer trees only
+
+        router.register("AsyncIncrCtxJob", async_incr_ctx)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--fetch", choices=["reliable", "basic"], default="reliable")
+    p.add_argument("--concurrency", type=int, default=10)
+    p.add_argument("--log", choices=["on", "off"], default="off")
+    p.add_argument("--metrics", choices=["on", "off"], default="off")
+    # "async": register only the async jobs, as an all-async app would (a pool
+    # whose jobs are all coroutines may take a faster path than a mixed one).
+    p.add_argument("--jobs", choices=["all", "async"], default="all")
+    a = p.parse_args()
+
+    switch = os.environ.get("BENCH_SWITCH_INTERVAL")
+    if switch:
+        sys.setswitchinterval(float(switch))
+    # Read by the harness (first line of the log): which library this process runs.
+    print(f"bench-node gokogeri={os.path.dirname(gokogeri.__file__)} "
+          f"switchinterval={sys.getswitchinterval()}", flush=True)
+
+    cm = gredis.ConnManager(gredis.Config(url=a.url))
+    client = cm.client
+    # A user's own client, created once at import time in a real app.
+    user_client = redispy.Redis.from_url(a.url)
+    router = gokogeri.Router()
+    if a.jobs == "all":
+        register_sync(router, user_client, client)
+    if supports_async():
+        register_async(router, a.url)
     logger = gokogeri.default_logger() if a.log == "on" else gokogeri.nop_logger()
     observers: list[Any] = []
     if a.metrics == "on":
@@ -179,9 +195,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda s, f: node.request_stop())
     signal.signal(signal.SIGINT, lambda s, f: node.request_stop())
     node.run()
-    if timing is not None:
-        summary: dict[str, Any] = timing.summary()
-        summary.update(probe.summary(int(summary["jobs"])))
+    if _TIMING is not None:
+        summary: dict[str, Any] = _TIMING.summary()
+        summary.update(importlib.import_module("gk_probe").summary(int(summary["jobs"])))
         print("bench-timing " + json.dumps(summary), flush=True)
     user_client.close()
     cm.close()

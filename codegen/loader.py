@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import keyword
 import os
 import re
 import urllib.parse
@@ -23,7 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from . import ecma, naming, runtime
+from . import activejob_runtime, ecma, naming, runtime
 from .errors import Problem, SchemaError, pointer
 from .model import (
     ArrayType,
@@ -189,9 +190,16 @@ ROOT_KEYS = frozenset(
         "$defs",
     }
 )
-X_GOKOGERI_KEYS = frozenset({"class", "queue", "retry"})
+X_GOKOGERI_KEYS = frozenset({"class", "queue", "retry", "activejob"})
 # Formats converted to a richer Python type (the wire form stays a string).
 CONVERTED_FORMATS = frozenset({"date-time", "date", "uuid"})
+# In an ActiveJob job ("activejob": true), formats name Ruby value types that ActiveJob
+# serializes (gokogeri.activejob.SCHEMA_FORMATS); uuid stays a string on that wire too.
+ACTIVEJOB_FORMATS = frozenset(activejob_runtime.SPECS) | {"uuid"}
+# Ruby value types that only exist in ActiveJob arguments.
+RUBY_ONLY_FORMATS = (ACTIVEJOB_FORMATS - CONVERTED_FORMATS - {"duration"}) | {"ruby-range"}
+# Names the generated ActiveJob methods use themselves (a keyword argument cannot be renamed).
+ACTIVEJOB_RESERVED = frozenset({"self", "ctx", "envelope", "count", "exc"})
 # OpenAPI's numeric formats: annotations on integers and numbers (JSON Schema's
 # format only ever constrains strings).
 NUMBER_FORMATS = frozenset({"int32", "int64", "float", "double"})
@@ -353,6 +361,7 @@ class _Job:
     building: list[str] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)
     checked_files: set[Path] = field(default_factory=set)
+    activejob: bool = False  # "x-gokogeri": {"activejob": true}: formats name Ruby types
 
     def __post_init__(self) -> None:
         self.file = self.path
@@ -484,7 +493,20 @@ class _Job:
             fmt = schema.get("format")
             if fmt is not None and fmt in NUMBER_FORMATS and union is not None:
                 fmt = None
-            if fmt is not None and union is None and fmt in CONVERTED_FORMATS:
+            if fmt == "ruby-range":
+                _fail(
+                    pointer_join(ptr, "format"),
+                    "format 'ruby-range' is not supported in contracts: a Range's bounds have no "
+                    "JSON Schema type to check them with",
+                )
+            if fmt in RUBY_ONLY_FORMATS and not self.activejob:
+                _fail(
+                    pointer_join(ptr, "format"),
+                    f"format {fmt!r} names a Ruby value that only ActiveJob arguments carry: "
+                    'set "x-gokogeri": {"activejob": true} on the job',
+                )
+            converted = ACTIVEJOB_FORMATS if self.activejob else CONVERTED_FORMATS
+            if fmt is not None and union is None and fmt in converted:
                 for key in ("minLength", "maxLength", "pattern"):
                     if key in schema:
                         _fail(
@@ -492,7 +514,7 @@ class _Job:
                         )
                 return FormatType(fmt)
             if fmt is not None and fmt not in runtime.FORMATS:
-                supported = ", ".join(sorted(CONVERTED_FORMATS | set(runtime.FORMATS)))
+                supported = ", ".join(sorted(converted | set(runtime.FORMATS)))
                 _fail(
                     pointer_join(ptr, "format"),
                     f"unknown format {fmt!r} (supported: {supported})",
@@ -843,7 +865,7 @@ class _Job:
 
     def spec(self, t: TypeNode) -> runtime.Spec:
         """The runtime checker for ``t``; used here to validate defaults exactly as workers will."""
-        return build_spec(t, self.specs)
+        return build_spec(t, self.specs, self.activejob)
 
 
 _T = TypeVar("_T")
@@ -855,7 +877,23 @@ def _is_object_with_props(schema: dict[str, Any]) -> bool:
     return is_obj and ("properties" in schema or "required" in schema) and "$ref" not in schema
 
 
-def build_spec(t: TypeNode, defs: dict[str, runtime.Spec]) -> runtime.Spec:
+class _NoJsonDefault(runtime.Spec):
+    """An ActiveJob format: its values are Ruby objects, which a JSON default cannot spell."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+
+    def encode(self, value: Any, path: str) -> Any:
+        raise runtime._Invalid(
+            path, f"a {self.fmt} value (a Ruby object in ActiveJob) cannot have a JSON default"
+        )
+
+    decode = encode
+
+
+def build_spec(
+    t: TypeNode, defs: dict[str, runtime.Spec], activejob: bool = False
+) -> runtime.Spec:
     if isinstance(t, IntType):
         return runtime.Int(
             t.minimum, t.maximum, t.exclusive_minimum, t.exclusive_maximum, t.multiple_of
@@ -872,19 +910,23 @@ def build_spec(t: TypeNode, defs: dict[str, runtime.Spec]) -> runtime.Spec:
     if isinstance(t, NullType):
         return runtime.Null()
     if isinstance(t, FormatType):
-        return {"date-time": runtime.DateTime, "date": runtime.Date, "uuid": runtime.Uuid}[
-            t.format
-        ]()
+        if t.format == "uuid":
+            return runtime.Uuid()
+        if activejob or t.format not in CONVERTED_FORMATS:
+            return _NoJsonDefault(t.format)
+        return {"date-time": runtime.DateTime, "date": runtime.Date}[t.format]()
     if isinstance(t, LiteralType):
         return runtime.Const(t.values)
     if isinstance(t, NullableType):
-        return runtime.Nullable(build_spec(t.inner, defs))
+        return runtime.Nullable(build_spec(t.inner, defs, activejob))
     if isinstance(t, UnionType):
-        return runtime.Union(tuple((json_kind(o), build_spec(o, defs)) for o in t.options))
+        return runtime.Union(
+            tuple((json_kind(o), build_spec(o, defs, activejob)) for o in t.options)
+        )
     if isinstance(t, ArrayType):
-        return runtime.Array(build_spec(t.item, defs), t.min_items, t.max_items)
+        return runtime.Array(build_spec(t.item, defs, activejob), t.min_items, t.max_items)
     if isinstance(t, MapType):
-        return runtime.Map(build_spec(t.value, defs))
+        return runtime.Map(build_spec(t.value, defs, activejob))
     return defs[t.name]
 
 
@@ -974,6 +1016,9 @@ def _build(job: _Job, doc: dict[str, Any], path: Path) -> JobDef:
     job.docs.get(path)  # cached: refs to "#/..." read the same document
 
     job.collect(lambda: job.check_keys(doc, "", ROOT_KEYS | {"definitions"}))
+    # Read before anything is built: the flag decides what formats mean everywhere.
+    opts_doc = doc.get("x-gokogeri")
+    job.activejob = isinstance(opts_doc, dict) and opts_doc.get("activejob") is True
     if doc.get("type") != "array":
         _fail(pointer("type"), 'a job schema describes the args array: type must be "array"')
     if doc.get("items") is not False:
@@ -1012,6 +1057,8 @@ def _build(job: _Job, doc: dict[str, Any], path: Path) -> JobDef:
     async_worker = naming.safe(base + "AsyncWorker")
     args_name = naming.safe(base + "Args")
     job.taken |= {api, worker, async_worker, args_name}
+    if job.activejob:
+        job.taken |= {"Decimal", "timedelta"}  # what ActiveJob modules import besides
     module = naming.module_name(path.stem)
     if not module:
         _fail("", f"cannot derive a Python module name from the file name {source!r}")
@@ -1032,6 +1079,9 @@ def _build(job: _Job, doc: dict[str, Any], path: Path) -> JobDef:
         param = job.collect(partial(_param, job, i, entry, min_items, names))
         if param is not None:
             params.append(param)
+    keywords = job.activejob and any(_is_keywords(e) for e in prefix)
+    if keywords:
+        job.collect(partial(_check_keywords, job, prefix, params))
 
     if opts is None or job.problems:
         raise _Abort()
@@ -1050,7 +1100,67 @@ def _build(job: _Job, doc: dict[str, Any], path: Path) -> JobDef:
         title=doc.get("title"),
         description=doc.get("description"),
         async_worker_name=async_worker,
+        activejob=job.activejob,
+        keywords=keywords,
     )
+
+
+def _is_keywords(entry: Any) -> bool:
+    marker = entry.get("x-gokogeri") if isinstance(entry, dict) else None
+    return isinstance(marker, dict) and marker.get("keywords") is True
+
+
+def _check_keywords(job: _Job, prefix: list[Any], params: list[Param]) -> None:
+    """The trailing keywords object of an ActiveJob job: its properties are perform's keyword
+    arguments, so they must be names both Python and Ruby can take as they are. It is always
+    checked (an empty hash when Ruby passes no keywords): minItems counts the positional
+    arguments before it, as Ruby's ``def perform(a, b = 1, c:)`` allows."""
+    i = len(prefix) - 1
+    ptr = pointer("prefixItems", i)
+    for j, entry in enumerate(prefix[:-1]):
+        if _is_keywords(entry):
+            _fail(
+                pointer("prefixItems", j, "x-gokogeri", "keywords"),
+                "only the last argument can hold the keyword arguments (Ruby passes them after "
+                "the positional ones)",
+            )
+    if len(params) != len(prefix):
+        raise _Abort()  # the argument itself was refused: already recorded
+    t = params[-1].type
+    nd = _find_def(t.name, job.built) if isinstance(t, DefRef) else None
+    if nd is None or nd.properties is None:
+        _fail(
+            ptr,
+            "the keywords argument must be an object with properties (one per keyword "
+            "argument), not nullable",
+        )
+    if nd.open:
+        _fail(
+            ptr,
+            "the keywords argument needs additionalProperties: false: an unknown keyword "
+            "is an ArgumentError in Ruby's perform",
+        )
+    positional = {p.name for p in params[:-1]}
+    for prop in nd.properties:
+        kptr = pointer_join(ptr, "properties", prop.key)
+        if not prop.key.isidentifier() or keyword.iskeyword(prop.key):
+            _fail(
+                kptr,
+                f"keyword argument {prop.key!r} is not a Python identifier (it is passed by "
+                "name, so it cannot be renamed)",
+            )
+        if prop.key in ACTIVEJOB_RESERVED or prop.key in positional:
+            _fail(
+                kptr,
+                f"keyword argument {prop.key!r} clashes with a parameter of the generated "
+                f"methods ({', '.join(sorted(ACTIVEJOB_RESERVED | positional))})",
+            )
+        if prop.has_default and isinstance(prop.default, (list, dict)):
+            _fail(
+                pointer_join(kptr, "default"),
+                "a keyword argument's default must be a scalar: a list or object default "
+                "would be shared mutable state",
+            )
 
 
 class _Abort(_Fail):
@@ -1060,7 +1170,7 @@ class _Abort(_Fail):
         super().__init__("", "")
 
 
-def _options(doc: dict[str, Any]) -> tuple[str, str, bool | int]:
+def _options(doc: dict[str, Any]) -> tuple[str, str, bool | int, bool]:
     opts = doc.get("x-gokogeri")
     if not isinstance(opts, dict):
         _fail(
@@ -1071,8 +1181,20 @@ def _options(doc: dict[str, Any]) -> tuple[str, str, bool | int]:
         if key not in X_GOKOGERI_KEYS:
             _fail(
                 pointer("x-gokogeri", key),
-                f"unknown x-gokogeri option {key!r} (supported: class, queue, retry)",
+                f"unknown x-gokogeri option {key!r} (supported: class, queue, retry, activejob)",
             )
+    activejob = opts.get("activejob", False)
+    if not isinstance(activejob, bool):
+        _fail(
+            pointer("x-gokogeri", "activejob"),
+            f"x-gokogeri.activejob must be true or false, got {json.dumps(activejob)}",
+        )
+    if activejob and "retry" in opts:
+        _fail(
+            pointer("x-gokogeri", "retry"),
+            "an ActiveJob job takes no retry option: Rails decides (retry_on, or the Sidekiq "
+            "options of the adapter); ActiveJobClient(sidekiq_options=...) sets it from Python",
+        )
     class_name = opts.get("class")
     if not isinstance(class_name, str) or not class_name.strip():
         _fail(
@@ -1091,7 +1213,7 @@ def _options(doc: dict[str, Any]) -> tuple[str, str, bool | int]:
             pointer("x-gokogeri", "retry"),
             f"x-gokogeri.retry must be true, false or an integer >= 0, got {json.dumps(retry)}",
         )
-    return class_name, queue, retry
+    return class_name, queue, retry, activejob
 
 
 def _param(job: _Job, i: int, entry: Any, min_items: int, names: dict[str, int]) -> Param:
@@ -1105,6 +1227,23 @@ def _param(job: _Job, i: int, entry: Any, min_items: int, names: dict[str, int])
             "every argument needs a title (it becomes the Python parameter name)",
         )
     pname = naming.param_name(title)
+    if job.activejob:
+        pname = naming.safe(pname, ACTIVEJOB_RESERVED)
+    marker = entry.get("x-gokogeri")
+    if marker is not None and (
+        not isinstance(marker, dict)
+        or set(marker) != {"keywords"}
+        or not isinstance(marker["keywords"], bool)
+    ):
+        _fail(
+            pointer_join(ptr, "x-gokogeri"),
+            'an argument\'s x-gokogeri takes only {"keywords": true} (ActiveJob keyword arguments)',
+        )
+    if _is_keywords(entry) and not job.activejob:
+        _fail(
+            pointer_join(ptr, "x-gokogeri", "keywords"),
+            'keyword arguments exist only in ActiveJob jobs: set "x-gokogeri": {"activejob": true} on the job',
+        )
     if pname in names:
         _fail(
             pointer_join(ptr, "title"),
@@ -1133,6 +1272,12 @@ def _check_default(job: _Job, t: TypeNode, value: Any, ptr: str) -> Scalar:
         _fail(
             ptr,
             "only scalar defaults (string, number, boolean, null) are supported on arguments; a list or object default would be shared mutable state",
+        )
+    if job.activejob and _has_format(t, job.built):
+        _fail(
+            ptr,
+            "defaults are not supported for arguments with a format in ActiveJob jobs (their "
+            "values are Ruby objects); leave the argument optional instead",
         )
     if _has_format(t, job.built):
         _fail(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 Scalar = str | int | float | bool | None
 
@@ -51,9 +51,13 @@ class NullType:
 
 @dataclass(frozen=True)
 class FormatType:
-    """A string on the wire, a richer Python type in code."""
+    """A string on the wire, a richer Python type in code.
 
-    format: Literal["date-time", "date", "uuid"]
+    In an ActiveJob job (JobDef.activejob) the value is an ActiveJob-serialized Ruby value
+    instead, and the ActiveJob formats (gokogeri.activejob.SCHEMA_FORMATS) are allowed too.
+    """
+
+    format: str  # "date-time", "date", "uuid"; ActiveJob jobs: also "globalid", "ruby-symbol"...
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,12 @@ class JobDef:
     title: str | None = None
     description: str | None = None
     async_worker_name: str = ""  # e.g. ChargeInvoiceAsyncWorker: async base class to implement
+    # A Rails ActiveJob job ("x-gokogeri": {"activejob": true}): class_name is the ActiveJob
+    # class, the arguments travel ActiveJob-serialized inside a Sidekiq wrapper job.
+    activejob: bool = False
+    # ActiveJob only: the last param is an object whose properties are perform's keyword
+    # arguments (its prefixItems entry is marked "x-gokogeri": {"keywords": true}).
+    keywords: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +197,9 @@ class Package:
 # --- serialization: the model as JSON, stored next to generated code for `schema diff` ---
 
 _CLASSES: dict[str, type] = {}
+# Fields added after contracts files were first committed: left out while they hold their
+# default, so older files stay byte-identical and still load.
+_LATER_FIELDS = {"activejob": False, "keywords": False}
 
 
 def _register() -> None:
@@ -219,7 +232,10 @@ def to_json(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         out: dict[str, Any] = {"~": type(obj).__name__}
         for name in obj.__dataclass_fields__:
-            out[name] = to_json(getattr(obj, name))
+            value = getattr(obj, name)
+            if name in _LATER_FIELDS and value == _LATER_FIELDS[name]:
+                continue
+            out[name] = to_json(value)
         return out
     if isinstance(obj, (list, tuple)):
         return [to_json(x) for x in obj]

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import jinja2
 
-from . import ecma, naming
+from . import activejob_runtime, ecma, naming
 from .loader import json_kind
 from .model import (
     ArrayType,
     BoolType,
+    DefRef,
     FloatType,
     FormatType,
     IntType,
@@ -95,8 +96,12 @@ def _kwargs(pairs: list[tuple[str, object]]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in pairs if v is not None)
 
 
-def spec(t: TypeNode) -> str:
-    """The runtime.Spec constructor expression that checks and converts ``t``."""
+def spec(t: TypeNode, aj: bool = False) -> str:
+    """The runtime.Spec constructor expression that checks and converts ``t``.
+
+    ``aj``: for an ActiveJob job, whose values the gokogeri.activejob codec carries: formats
+    and hashes use gokogeri.codegen.activejob_runtime (``_aj``).
+    """
     if isinstance(t, (IntType, FloatType)):
         cls = "Int" if isinstance(t, IntType) else "Float"
         kw = _kwargs(
@@ -118,26 +123,28 @@ def spec(t: TypeNode) -> str:
             if translated != t.pattern:
                 parts.append(f"source={py_str(t.pattern)}")
         parts.append(f"format={py_str(t.format)}" if t.format is not None else "")
-        return f"_rt.Str({', '.join(p for p in parts if p)})"
+        return f"{'_aj' if aj else '_rt'}.Str({', '.join(p for p in parts if p)})"
     if isinstance(t, BoolType):
         return "_rt.Bool()"
     if isinstance(t, NullType):
         return "_rt.Null()"
     if isinstance(t, FormatType):
+        if aj and t.format != "uuid":
+            return f"_aj.{activejob_runtime.SPECS[t.format]}()"
         return _FORMAT_SPECS[t.format]
     if isinstance(t, LiteralType):
         values = ", ".join(py_lit(v) for v in t.values)
         return f"_rt.Const(({values}{',' if len(t.values) == 1 else ''}))"
     if isinstance(t, NullableType):
-        return f"_rt.Nullable({spec(t.inner)})"
+        return f"_rt.Nullable({spec(t.inner, aj)})"
     if isinstance(t, UnionType):
-        members = ", ".join(f"({py_str(json_kind(o))}, {spec(o)})" for o in t.options)
+        members = ", ".join(f"({py_str(json_kind(o))}, {spec(o, aj)})" for o in t.options)
         return f"_rt.Union(({members},))"
     if isinstance(t, ArrayType):
         kw = _kwargs([("min_items", t.min_items), ("max_items", t.max_items)])
-        return f"_rt.Array({spec(t.item)}{', ' + kw if kw else ''})"
+        return f"_rt.Array({spec(t.item, aj)}{', ' + kw if kw else ''})"
     if isinstance(t, MapType):
-        return f"_rt.Map({spec(t.value)})"
+        return f"{'_aj' if aj else '_rt'}.Map({spec(t.value, aj)})"
     return spec_name(t.name)
 
 
@@ -155,8 +162,8 @@ def param_decl(p: Param) -> str:
     return f"{p.name}: {t}"
 
 
-def arg_spec(p: Param) -> str:
-    base = f"_rt.Arg({py_str(p.name)}, {spec(p.type)}"
+def arg_spec(p: Param, aj: bool = False) -> str:
+    base = f"_rt.Arg({py_str(p.name)}, {spec(p.type, aj)}"
     if p.kind is ParamKind.OPTIONAL_DEFAULT:
         return f"{base}, {py_lit(p.default)})"
     return base + ")"
@@ -309,6 +316,9 @@ def _env() -> jinja2.Environment:
         prop_spec=prop_spec,
         hook_param=hook_param,
         prop_type=prop_type,
+        aj_type=aj_type,
+        aj_prop_type=aj_prop_type,
+        dict_call=dict_call,
         ParamKind=ParamKind,
         HEADER=HEADER,
     )
@@ -316,6 +326,8 @@ def _env() -> jinja2.Environment:
 
 
 def render_job(job: JobDef) -> str:
+    if job.activejob:
+        return render_activejob(job)
     names = [p.name for p in job.params]
     return (
         _env()
@@ -339,6 +351,8 @@ def render_job(job: JobDef) -> str:
 
 
 def job_exports(job: JobDef) -> list[str]:
+    if job.activejob:
+        return [job.api_name, job.worker_name, job.async_worker_name]
     return [job.api_name, job.args_name, job.worker_name, job.async_worker_name]
 
 
@@ -380,8 +394,8 @@ def py_json(v: object) -> str:
     return py_lit(v)
 
 
-def prop_spec(p: Property) -> str:
-    base = f"_rt.Prop({py_str(p.key)}, {spec(p.type)}, {p.required}"
+def prop_spec(p: Property, aj: bool = False) -> str:
+    base = f"_rt.Prop({py_str(p.key)}, {spec(p.type, aj)}, {p.required}"
     return f"{base}, {py_json(p.default)})" if p.has_default else base + ")"
 
 
@@ -407,3 +421,198 @@ def render_package(pkg: Package) -> dict[str, str]:
     for job in pkg.jobs:
         files[f"{job.module}.py"] = render_job(job)
     return dict(sorted(files.items()))
+
+
+# --- ActiveJob jobs ("x-gokogeri": {"activejob": true}) ---------------------------------------
+
+_AJ = "gokogeri.activejob."
+# The Python type of each format in what perform receives (gokogeri.activejob.SCHEMA_FORMATS,
+# with the decoded subclass where the codec gives one) ...
+_AJ_OUT = {
+    "date-time": "datetime",
+    "ruby-datetime": _AJ + "RubyDateTime",
+    "ruby-time-with-zone": _AJ + "TimeWithZone",
+    "date": "date",
+    "duration": _AJ + "Duration",
+    "decimal": "Decimal",
+    "ruby-symbol": _AJ + "Symbol",
+    "globalid": _AJ + "GlobalID",
+    "ruby-module": _AJ + "RubyModule",
+    "uuid": "UUID",
+}
+# ... and in what perform_later takes, where a plainer value is converted (a str is sent as
+# a Symbol, any aware datetime as a DateTime or TimeWithZone, any timedelta as a Duration).
+_AJ_IN = _AJ_OUT | {
+    "ruby-datetime": "datetime",
+    "ruby-time-with-zone": "datetime",
+    "duration": "timedelta",
+    "ruby-symbol": "str",
+}
+
+
+def aj_type(t: TypeNode, side: str = "out") -> str:
+    """The Python type of ``t`` in an ActiveJob job; ``side`` "in" for enqueue parameters."""
+    if isinstance(t, FormatType):
+        return (_AJ_IN if side == "in" else _AJ_OUT)[t.format]
+    if isinstance(t, NullableType):
+        return f"{aj_type(t.inner, side)} | None"
+    if isinstance(t, UnionType):
+        return " | ".join(aj_type(o, side) for o in t.options)
+    if isinstance(t, ArrayType):
+        return f"list[{aj_type(t.item, side)}]"
+    if isinstance(t, MapType):
+        return f"dict[str, {aj_type(t.value, side)}]"
+    return py_type(t)
+
+
+def aj_prop_type(required: bool, t: TypeNode) -> str:
+    return aj_type(t) if required else f"NotRequired[{aj_type(t)}]"
+
+
+def _aj_keywords(job: JobDef) -> tuple[Property, ...]:
+    if not job.keywords:
+        return ()
+    last = job.params[-1].type
+    assert isinstance(last, DefRef)
+    nd = next(d for d in job.defs if d.name == last.name)
+    assert nd.properties is not None
+    return nd.properties
+
+
+def _aj_positional(job: JobDef) -> tuple[Param, ...]:
+    return job.params[:-1] if job.keywords else job.params
+
+
+def _or_unset(t: str) -> str:
+    """``t | _rt.Unset``, None kept last (ruff's RUF036)."""
+    if t.endswith(" | None"):
+        return t.removesuffix(" | None") + " | _rt.Unset | None"
+    return t + " | _rt.Unset"
+
+
+def aj_param_decl(p: Param, side: str) -> str:
+    t = aj_type(p.type, side)
+    if p.kind is ParamKind.OPTIONAL:
+        return f"{p.name}: {_or_unset(t)} = _rt.UNSET"
+    if p.kind is ParamKind.OPTIONAL_DEFAULT:
+        return f"{p.name}: {t} = {py_lit(p.default)}"
+    return f"{p.name}: {t}"
+
+
+def aj_keyword_decl(p: Property, side: str, hook: bool = False) -> str:
+    t = aj_type(p.type, side)
+    if p.required:
+        return f"{p.key}: {t}"
+    if p.has_default:
+        return f"{p.key}: {t}" if hook else f"{p.key}: {t} = {py_json(p.default)}"
+    return f"{p.key}: {_or_unset(t)}" + ("" if hook else " = _rt.UNSET")
+
+
+def aj_hook_param(p: Param) -> str:
+    t = aj_type(p.type)
+    return f"{p.name}: {_or_unset(t)}" if p.kind is ParamKind.OPTIONAL else f"{p.name}: {t}"
+
+
+def dict_call(head: str, items: list[tuple[str, str]], indent: int, tail: str = "") -> str:
+    """``head`` followed by a dict display, on one line if it fits, else one item per line."""
+    pad = " " * indent
+    one = "{" + ", ".join(f"{py_str(k)}: {v}" for k, v in items) + "}"
+    if len(pad + head + one + tail) <= LINE:
+        return pad + head + one + tail
+    inner = "".join(f"{pad}    {py_str(k)}: {v},\n" for k, v in items)
+    return f"{pad}{head}{{\n{inner}{pad}}}{tail}"
+
+
+def _aj_encode(job: JobDef, indent: int) -> str:
+    """``args, kwargs = _CALL.encode((...), {...})`` for the enqueue methods."""
+    pad = " " * indent
+    pos = tuple_expr([p.name for p in _aj_positional(job)])
+    kw = [(p.key, p.key) for p in _aj_keywords(job)]
+    one = f"{pad}args, kwargs = _CALL.encode({pos}" + (
+        ", {" + ", ".join(f"{py_str(k)}: {v}" for k, v in kw) + "})" if kw else ")"
+    )
+    if len(one) <= LINE:
+        return one
+    lines = [f"{pad}args, kwargs = _CALL.encode(", tuple_call([p.name for p in _aj_positional(job)], indent + 4) + ","]
+    if kw:
+        lines.append(dict_call("", kw, indent + 4, ","))
+    lines.append(f"{pad})")
+    return "\n".join(lines)
+
+
+def _aj_imports(job: JobDef) -> dict[str, list[str]]:
+    used: set[str] = {"datetime", "timedelta", "Literal"}  # set(), retry_in
+
+    def walk(t: TypeNode) -> None:
+        if isinstance(t, FormatType):
+            for table in (_AJ_IN, _AJ_OUT):
+                name = table[t.format]
+                if not name.startswith(_AJ):
+                    used.add(name)
+        elif isinstance(t, LiteralType):
+            used.add("Literal")
+        elif isinstance(t, NullableType):
+            walk(t.inner)
+        elif isinstance(t, UnionType):
+            for o in t.options:
+                walk(o)
+        elif isinstance(t, ArrayType):
+            walk(t.item)
+        elif isinstance(t, MapType):
+            walk(t.value)
+
+    for p in job.params:
+        walk(p.type)
+    for d in job.defs:
+        if d.properties is not None:
+            used.add("TypedDict")
+            for prop in d.properties:
+                walk(prop.type)
+                if not prop.required:
+                    used.add("NotRequired")
+        else:
+            assert d.alias is not None
+            used.add("TypeAlias")
+            walk(d.alias)
+    groups: dict[str, list[str]] = {
+        "datetime": sorted(n for n in ("date", "datetime", "timedelta") if n in used),
+        "decimal": ["Decimal"] if "Decimal" in used else [],
+        "typing": sorted(
+            [
+                "Final",
+                *(n for n in ("Literal", "NotRequired", "TypeAlias", "TypedDict") if n in used),
+            ]
+        ),
+        "uuid": ["UUID"] if "UUID" in used else [],
+    }
+    return {k: v for k, v in groups.items() if v}
+
+
+def render_activejob(job: JobDef) -> str:
+    positional = _aj_positional(job)
+    keywords = _aj_keywords(job)
+    star = ["*"] if keywords else []
+    ins = [aj_param_decl(p, "in") for p in positional] + star
+    ins += [aj_keyword_decl(k, "in") for k in keywords]
+    outs = [aj_param_decl(p, "out") for p in positional] + star
+    outs += [aj_keyword_decl(k, "out") for k in keywords]
+    hook_pos = [aj_hook_param(p) for p in positional]
+    hook_kw = star + [aj_keyword_decl(k, "out", hook=True) for k in keywords]
+    perform_args = ["ctx", "envelope", *(f"args[{i}]" for i in range(len(positional)))]
+    perform_args += [f"{k.key}=kwargs[{py_str(k.key)}]" for k in keywords]
+    return (
+        _env()
+        .get_template("job_activejob.py.j2")
+        .render(
+            job=job,
+            imports=_aj_imports(job),
+            positional=positional,
+            keywords_param=job.params[-1] if job.keywords else None,
+            ins=ins,
+            outs=outs,
+            hook_pos=hook_pos,
+            hook_kw=hook_kw,
+            encode=_aj_encode(job, 8),
+            perform_args=perform_args,
+        )
+    )

@@ -6,7 +6,12 @@ that names it.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +23,11 @@ import redis as redispy
 import gokogeri
 from gokogeri import redis as gredis
 from gokogeri.testing import RedisServer
+from tests.conftest import wait_for
 from tests.scale.lifecycle import run_lifecycle
 
-DOC = Path(__file__).parent.parent / "docs" / "scale.md"
+ROOT = Path(__file__).parent.parent
+DOC = ROOT / "docs" / "scale.md"
 PASSWORD = "node-pass-1"
 
 
@@ -141,4 +148,41 @@ def test_node_without_lmove_says_so(server: RedisServer, caplog: pytest.LogCaptu
             node.stop(1)
             thread.join(10)
     assert admin.llen("queue:default") == 1  # refused, not lost
+    admin.close()
+
+
+def test_gokogeri_run_under_the_documented_user(server: RedisServer) -> None:
+    """The CLI's node (Sidekiq metrics on, as by default) needs nothing more."""
+    admin = redispy.Redis.from_url(server.url)
+    # The application's own key (its job writes cli:done) is the app's rule to add.
+    make_user(admin, "gokogeri", [*documented_rules(), "~cli:*"])
+    url = user_url(server, "gokogeri")
+    env = dict(os.environ, GOKOGERI_REDIS_URL=url)
+    with tempfile.TemporaryFile() as log:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "gokogeri", "run", "tests.scale.cli_app:router", "-q", "aclcli"],
+            env=env,
+            cwd=str(ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            with gredis.ConnManager(gredis.Config(url=url)) as cm:
+                enq = gokogeri.Enqueuer(cm)
+                jids = [
+                    enq.enqueue(gokogeri.Job(class_name="Record", queue="aclcli", args=[i]))
+                    for i in range(20)
+                ]
+            wait_for(lambda: admin.llen("cli:done") == 20, timeout=30)
+        finally:
+            node.send_signal(signal.SIGTERM)
+            node.wait(30)
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+    assert node.returncode == 0, output
+    assert {j.encode() for j in jids if j} == set(admin.lrange("cli:done", 0, -1))
+    assert admin.keys("j|*"), "the Metrics tab's data was written"
+    denied = [e for e in admin.acl_log() if e.get("username") == "gokogeri"]
+    assert denied == [], denied
+    assert "NOPERM" not in output and "no permissions" not in output, output
     admin.close()

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -167,3 +168,29 @@ def test_operator_commands_need_only_the_url(mtls_server: TlsRedisServer, pki: P
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "certificate verify failed" in out.stderr.lower()
+
+
+def test_gokogeri_run_needs_only_the_url(mtls_server: TlsRedisServer, pki: Pki) -> None:
+    url = (
+        f"{mtls_server.url}?ssl_ca_certs={pki.ca}&ssl_certfile={pki.client_cert}"
+        f"&ssl_keyfile={pki.client_key}"
+    )
+    with tempfile.TemporaryFile() as log:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "gokogeri", "run", "tests.scale.cli_app:router", "-q", "tlscli"],
+            env=dict(os.environ, GOKOGERI_REDIS_URL=url),
+            cwd=str(ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            out = cli("enqueue", "Record", "--queue", "tlscli", "--args", "[1]", "--redis-url", url)
+            assert out.returncode == 0, out.stderr
+            jid = out.stdout.strip().split()[-1]
+            with gredis.ConnManager(gredis.Config(url=url)) as cm:
+                wait_for(lambda: jid.encode() in cm.client.lrange("cli:done", 0, -1), timeout=30)
+        finally:
+            node.send_signal(signal.SIGTERM)
+            node.wait(30)
+        log.seek(0)
+        assert node.returncode == 0, log.read().decode(errors="replace")

@@ -3,11 +3,16 @@ a short and a long outage, a CLIENT KILL storm, and a Redis at maxmemory."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 
 import pytest
 import redis as redispy
 
+from gokogeri import Enqueuer, Job
+from gokogeri import redis as gredis
+from gokogeri.errors import EnqueueError
 from tests.faults.conftest import NodeFactory
 from tests.faults.harness import (
     FaultRedis,
@@ -142,3 +147,35 @@ def test_node_started_at_maxmemory_drains(
     )
     assert not lost and not strangers and dups == 0
     assert code == 0
+
+
+def test_bulk_enqueue_refused_at_maxmemory_says_what_was_pushed(
+    r: redispy.Redis, sut: FaultRedis
+) -> None:
+    """Redis fills up in the middle of a bulk enqueue: the round trips that
+    landed are whole, the refused one left nothing, and the exception lists
+    exactly the jids that are in the queue (so a retry of the rest cannot
+    duplicate anything)."""
+    r.config_set("maxmemory-policy", "noeviction")
+    used = int(r.info("memory")["used_memory"])
+    # Room for the first round trip (9,000 jobs, ~1.3 MB, plus its request
+    # buffer) but not for the second.
+    r.config_set("maxmemory", used + (5 << 19))
+    total = 30_000
+    with (
+        gredis.ConnManager(gredis.Config(url=sut.url)) as cm,
+        pytest.raises(EnqueueError) as info,
+    ):
+        Enqueuer(cm).enqueue_many(Job("Work"), [[i] for i in range(total)])
+    pushed = info.value.pushed
+    queued = Counter(json.loads(m)["jid"] for m in r.lrange("queue:default", 0, -1))
+    report(
+        "bulk_enqueue_at_maxmemory",
+        jobs=total,
+        pushed=len(pushed),
+        queued=sum(queued.values()),
+        cause=type(info.value.__cause__).__name__,
+    )
+    assert 0 < len(pushed) < total, "the fill-up landed mid-bulk"
+    assert Counter(pushed) == queued
+    assert isinstance(info.value.__cause__, redispy.RedisError)

@@ -16,6 +16,6 @@ def router() -> gokogeri.Router:
 
     @r.handle("Record")
     def record(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
-        cm.client.rpush(DONE, job.jid)
+        cm.client.rpush(DONE, job.jid or "")
 
     return r

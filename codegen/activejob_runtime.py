@@ -174,7 +174,9 @@ class BigDecimal(Spec):
             try:
                 value = Decimal(value)
             except InvalidOperation:
-                raise _Invalid(path, "must be a decimal number, got a string that is not one") from None
+                raise _Invalid(
+                    path, "must be a decimal number, got a string that is not one"
+                ) from None
         return self.encode(value, path)
 
 

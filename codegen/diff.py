@@ -347,6 +347,22 @@ def compare_jobs(old: JobDef, new: JobDef) -> list[Change]:
         )
     if old.retry != new.retry:
         add("retry", f"{py_lit(old.retry)} -> {py_lit(new.retry)}", True, True)
+    if old.activejob != new.activejob:
+        add(
+            "activejob",
+            f"{py_lit(old.activejob)} -> {py_lit(new.activejob)}: the job changes wire form "
+            "(a Sidekiq job vs an ActiveJob wrapper job); neither side reads the other's",
+            False,
+            False,
+        )
+    elif old.keywords != new.keywords:
+        add(
+            "keywords",
+            f"the last argument {'became' if new.keywords else 'is no longer'} perform's "
+            "keyword arguments: jobs already enqueued pass it the other way",
+            False,
+            False,
+        )
 
     cmp = _Cmp(old, new)
     new_titles = {p.name: p.index for p in new.params}

@@ -891,9 +891,7 @@ class _NoJsonDefault(runtime.Spec):
     decode = encode
 
 
-def build_spec(
-    t: TypeNode, defs: dict[str, runtime.Spec], activejob: bool = False
-) -> runtime.Spec:
+def build_spec(t: TypeNode, defs: dict[str, runtime.Spec], activejob: bool = False) -> runtime.Spec:
     if isinstance(t, IntType):
         return runtime.Int(
             t.minimum, t.maximum, t.exclusive_minimum, t.exclusive_maximum, t.multiple_of

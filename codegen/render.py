@@ -533,7 +533,10 @@ def _aj_encode(job: JobDef, indent: int) -> str:
     )
     if len(one) <= LINE:
         return one
-    lines = [f"{pad}args, kwargs = _CALL.encode(", tuple_call([p.name for p in _aj_positional(job)], indent + 4) + ","]
+    lines = [
+        f"{pad}args, kwargs = _CALL.encode(",
+        tuple_call([p.name for p in _aj_positional(job)], indent + 4) + ",",
+    ]
     if kw:
         lines.append(dict_call("", kw, indent + 4, ","))
     lines.append(f"{pad})")

@@ -177,8 +177,12 @@ def _bounds(t: IntType | FloatType) -> str:
     return f"[{', '.join(parts)}]" if parts else ""
 
 
-def rb_spec(t: TypeNode) -> str:
-    """The Ruby spec constructor that checks and converts ``t``."""
+def rb_spec(t: TypeNode, aj: bool = False) -> str:
+    """The Ruby spec constructor that checks and converts ``t``.
+
+    ``aj``: for an ActiveJob job, whose values ActiveJob serializes itself: formats are checked
+    as the Ruby value types they name (ActiveJobFormats).
+    """
     if isinstance(t, (IntType, FloatType)):
         cls = "IntSpec" if isinstance(t, IntType) else "FloatSpec"
         b = _bounds(t)
@@ -201,17 +205,19 @@ def rb_spec(t: TypeNode) -> str:
     if isinstance(t, NullType):
         return "NullSpec.new"
     if isinstance(t, FormatType):
+        if aj:
+            return f"ActiveJobFormats.spec({rb_str(t.format)})"
         return {"date-time": "DateTimeSpec.new", "date": "DateSpec.new", "uuid": "UuidSpec.new"}[
             t.format
         ]
     if isinstance(t, LiteralType):
         return f"ConstSpec.new([{', '.join(rb_lit(v) for v in t.values)}])"
     if isinstance(t, NullableType):
-        return f"NullableSpec.new({rb_spec(t.inner)})"
+        return f"NullableSpec.new({rb_spec(t.inner, aj)})"
     if isinstance(t, UnionType):
         kinds = tuple((json_kind(o), runtime.Spec()) for o in t.options)
         rule = runtime.Union(kinds).rule
-        members = ", ".join(f"[{rb_str(json_kind(o))}, {rb_spec(o)}]" for o in t.options)
+        members = ", ".join(f"[{rb_str(json_kind(o))}, {rb_spec(o, aj)}]" for o in t.options)
         return f"UnionSpec.new([{members}], {rb_str(rule)})"
     if isinstance(t, ArrayType):
         kw = []
@@ -219,9 +225,9 @@ def rb_spec(t: TypeNode) -> str:
             kw.append(f"min_items: {t.min_items}")
         if t.max_items is not None:
             kw.append(f"max_items: {t.max_items}")
-        return f"ArraySpec.new({', '.join([rb_spec(t.item), *kw])})"
+        return f"ArraySpec.new({', '.join([rb_spec(t.item, aj), *kw])})"
     if isinstance(t, MapType):
-        return f"MapSpec.new({rb_spec(t.value)})"
+        return f"MapSpec.new({rb_spec(t.value, aj)})"
     assert isinstance(t, DefRef)
     return spec_const(t.name)
 
@@ -230,16 +236,16 @@ def spec_const(name: str) -> str:
     return f"SPEC_{name}"
 
 
-def rb_prop(p: Property) -> str:
+def rb_prop(p: Property, aj: bool = False) -> str:
     default = rb_lit(p.default) if p.has_default else "nil"
     return (
-        f"Prop.new({rb_str(p.key)}, {rb_spec(p.type)}, {str(p.required).lower()}, "
+        f"Prop.new({rb_str(p.key)}, {rb_spec(p.type, aj)}, {str(p.required).lower()}, "
         f"{default}, {str(p.has_default).lower()})"
     )
 
 
-def rb_arg(p: Param) -> str:
-    base = f"Arg.new({rb_str(p.name)}, {rb_spec(p.type)}"
+def rb_arg(p: Param, aj: bool = False) -> str:
+    base = f"Arg.new({rb_str(p.name)}, {rb_spec(p.type, aj)}"
     if p.kind is ParamKind.OPTIONAL_DEFAULT:
         return f"{base}, {rb_lit(p.default)})"
     return base + ")"
@@ -268,7 +274,7 @@ def rbs_type(t: TypeNode, defs: dict[str, NamedDef]) -> str:
     if isinstance(t, NullType):
         return "nil"
     if isinstance(t, FormatType):
-        return {"date-time": "Time", "date": "Date", "uuid": "String"}[t.format]
+        return _RBS_FORMATS[t.format]
     if isinstance(t, LiteralType):
         return " | ".join(
             "nil" if v is None else json.dumps(v) if not isinstance(v, bool) else str(v).lower()
@@ -284,6 +290,21 @@ def rbs_type(t: TypeNode, defs: dict[str, NamedDef]) -> str:
         return f"Hash[String, {rbs_type(t.value, defs)}]"
     assert isinstance(t, DefRef)
     return rbs_alias(t.name)
+
+
+# The Ruby class of each format's values (ActiveJob formats: what perform receives).
+_RBS_FORMATS = {
+    "date-time": "Time",
+    "date": "Date",
+    "uuid": "String",
+    "ruby-datetime": "DateTime",
+    "ruby-time-with-zone": "ActiveSupport::TimeWithZone",
+    "duration": "ActiveSupport::Duration",
+    "decimal": "BigDecimal | String",
+    "ruby-symbol": "Symbol",
+    "globalid": "GlobalID::Identification",
+    "ruby-module": "Module",
+}
 
 
 def rbs_alias(name: str) -> str:
@@ -343,8 +364,60 @@ def _comment(text: str | None) -> list[str]:
     return [line.rstrip() for line in (text or "").strip().splitlines()]
 
 
+def _aj_perform_params(job: JobDef) -> tuple[list[str], list[str]]:
+    """The parameters of the Rails job's perform, as Ruby and as RBS."""
+    defs = {d.name: d for d in job.defs}
+    positional = job.params[:-1] if job.keywords else job.params
+    rb: list[str] = []
+    rbs: list[str] = []
+    for p in positional:
+        if p.kind is ParamKind.OPTIONAL_DEFAULT:
+            rb.append(f"{rb_param(p)} = {rb_lit(p.default)}")
+        elif p.kind is ParamKind.OPTIONAL:
+            rb.append(f"{rb_param(p)} = nil")
+        else:
+            rb.append(rb_param(p))
+        optional = p.kind in (ParamKind.OPTIONAL, ParamKind.OPTIONAL_DEFAULT)
+        rbs.append(f"{'?' if optional else ''}{rbs_type(p.type, defs)} {rb_param(p)}")
+    if job.keywords:
+        last = job.params[-1].type
+        assert isinstance(last, DefRef)
+        props = defs[last.name].properties or ()
+        for prop in props:
+            if prop.required:
+                rb.append(f"{prop.key}:")
+            else:
+                rb.append(f"{prop.key}: {rb_lit(prop.default) if prop.has_default else 'nil'}")
+            t = rbs_type(prop.type, defs)
+            rbs.append(f"{'' if prop.required else '?'}{prop.key}: {t}")
+    return rb, rbs
+
+
+def render_activejob(job: JobDef) -> tuple[str, str]:
+    """(Ruby module, RBS signature) for an ActiveJob job: a mixin for the Rails job class that
+    checks perform_later's and perform's arguments against the contract."""
+    defs = {d.name: d for d in job.defs}
+    doc = _comment(job.title) + ([""] if job.title and job.description else [])
+    doc += _comment(job.description)
+    rb_sig, rbs_sig = _aj_perform_params(job)
+    ctx = {
+        "job": job,
+        "doc": doc,
+        "defs": defs,
+        "positional": job.params[:-1] if job.keywords else job.params,
+        "keywords": job.params[-1] if job.keywords else None,
+        "rb_sig": rb_sig,
+        "rbs_sig": rbs_sig,
+    }
+    rb = _env().get_template("job_activejob.rb.j2").render(**ctx)
+    rbs = _env().get_template("job_activejob.rbs.j2").render(**ctx)
+    return rb, rbs
+
+
 def render_job(job: JobDef) -> tuple[str, str]:
     """(Ruby module, RBS signature) for one job."""
+    if job.activejob:
+        return render_activejob(job)
     defs = {d.name: d for d in job.defs}
     doc = _comment(job.title) + ([""] if job.title and job.description else [])
     doc += _comment(job.description)

@@ -5,7 +5,8 @@ tests/codegen/activejob/contract_mail.json describes AjContractJob, whose Ruby `
 keyword arguments of every ActiveJob value type the schema formats name. The generated Python
 is checked with mypy --strict and ruff, enqueues into a real redis-server for the host's real
 Rails 6.1 + Sidekiq 6.4.1 (whose perform asserts the exact Ruby values it got), and its worker
-decodes what Rails' own perform_later pushed into the typed values.
+decodes what Rails' own perform_later pushed into the typed values. The Rails job class
+includes the generated Ruby module (--ruby), which checks the same contract on the Ruby side.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -88,9 +89,11 @@ def received_from_rails_61() -> tuple[list[Any], dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ModuleType]]:
-    """The contract compiled into an importable package ``aj_jobs`` (directory, job module)."""
+    """The contract compiled into an importable package ``aj_jobs`` and Ruby in ``rb``
+    (directory, job module)."""
     root = tmp_path_factory.mktemp("aj")
-    assert generate([SCHEMA], root / "aj_jobs", check=False, stdout=open(os.devnull, "w")) == 0  # noqa: SIM115
+    with open(os.devnull, "w") as quiet:
+        assert generate([SCHEMA], root / "aj_jobs", False, quiet, ruby=root / "rb") == 0
     sys.path.insert(0, str(root))
     try:
         yield root, importlib.import_module("aj_jobs.contract_mail")
@@ -106,7 +109,7 @@ def client(cm: gredis.ConnManager, rails: str = "6.1.7.10") -> aj.ActiveJobClien
 
 # --- the generated Python: types --------------------------------------------------------------
 
-USES = '''\
+USES = """\
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -169,7 +172,7 @@ def routes() -> gokogeri.Router:
     router = gokogeri.Router()
     Worker().register(router)
     return router
-'''
+"""
 
 # (a wrong use, the mypy error it must give)
 BAD = {
@@ -269,7 +272,9 @@ def test_enqueue_set_and_scheduling(
     at = datetime(2030, 1, 2, tzinfo=UTC)
     env = mail.set(wait_until=at, queue="later").perform_later(*SAMPLE_ARGS[:3], **SAMPLE_KWARGS)
     assert env is not None and (env.queue_name, env.priority) == ("later", 4)
-    [(member, score)] = r.zrange("schedule", 0, -1, withscores=True)
+    [(member, score)] = cast(
+        list[tuple[bytes, float]], r.zrange("schedule", 0, -1, withscores=True)
+    )
     assert score == at.timestamp() and json.loads(member)["queue"] == "later"
     assert r.llen("queue:contracts") == 0  # set() returned a copy: the original is untouched
     assert mail.job(*SAMPLE_ARGS, **SAMPLE_KWARGS).queue == "contracts"
@@ -288,7 +293,10 @@ def test_enqueue_set_and_scheduling(
         ({"price": Decimal("NaN")}, r"\.price: must be a finite Decimal"),
         ({"user": "gid://app/User/1"}, r"args\[0\] \(user\): must be a GlobalID, got a string"),
         ({"kind": "User"}, r"\.kind: must be a RubyModule"),
-        ({"options": {"label": "x"}}, r"\.options: KeywordsOptions is missing the required key 'retries'"),
+        (
+            {"options": {"label": "x"}},
+            r"\.options: KeywordsOptions is missing the required key 'retries'",
+        ),
         ({"options": {"retries": 1, "x": 1}}, r"\.options: KeywordsOptions has no key 'x'"),
         ({"locale": aj.Symbol("fr")}, r"\.locale: must be a string, got a Symbol"),
         ({"coupon": UNSET, "trial": "P1D"}, r"\.trial: must be a timedelta, got a string"),
@@ -337,11 +345,12 @@ def test_worker_decodes_typed_values_and_refuses_contract_breaks(
     assert type(kwargs["legacy"]) is aj.RubyDateTime and type(kwargs["zoned"]) is aj.TimeWithZone
     assert kwargs["zoned"].zone == "Europe/Paris"
     # A String where the contract says Symbol, a missing and an unknown keyword, another class.
-    for kwargs_change, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"plan": "vip"}, r"args\[4\] \(keywords\)\.plan: must be a Symbol, got a string"),
         ({"at": None}, r"\.at: must be a datetime, got null"),
         ({"extra": 1}, r"\(keywords\): Keywords has no key 'extra'"),
-    ]:
+    ]
+    for kwargs_change, message in changes:
         bad = aj.build_job("AjContractJob", SAMPLE_ARGS[:3], sent | kwargs_change)
         with pytest.raises(ArgumentError, match=message):
             worker.work(Context(), bad)
@@ -350,7 +359,9 @@ def test_worker_decodes_typed_values_and_refuses_contract_breaks(
         worker.work(Context(), aj.build_job("AjContractJob", SAMPLE_ARGS[:3], missing))
     with pytest.raises(ArgumentError, match=r"args\[1\] \(count_\): is required"):
         worker.work(Context(), aj.build_job("AjContractJob", SAMPLE_ARGS[:1], sent))
-    with pytest.raises(aj.ActiveJobError, match="'OtherJob' reached the worker for 'AjContractJob'"):
+    with pytest.raises(
+        aj.ActiveJobError, match="'OtherJob' reached the worker for 'AjContractJob'"
+    ):
         worker.work(Context(), aj.build_job("OtherJob", SAMPLE_ARGS[:3], sent))
     assert len(got) == 1
 
@@ -395,13 +406,28 @@ needs_activejob = pytest.mark.skipif(
 )
 
 
+def app_env(root: Path, redis_url: str) -> dict[str, str]:
+    return dict(os.environ, REDIS_URL=redis_url, GOKOGERI_CONTRACTS=str(root / "rb"))
+
+
+def app(root: Path, redis_url: str, *args: str) -> Any:
+    out = subprocess.run(
+        ["ruby", str(APP), *args], env=app_env(root, redis_url),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 @pytest.fixture
-def rails_sidekiq(redis_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def rails_sidekiq(
+    generated: tuple[Path, ModuleType], redis_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Ruby's Sidekiq running contract_app.rb's AjContractJob on queue "contracts"."""
     log = open(f"/tmp/gokogeri-aj-contract-{os.getpid()}-{time.monotonic_ns()}.log", "w+b")  # noqa: SIM115
     proc = subprocess.Popen(
         ["sidekiq", "-r", str(APP), "-q", "contracts", "-c", "2"],
-        env=dict(os.environ, REDIS_URL=redis_url, SIDEKIQ_POLL_INTERVAL="0.5"),
+        env=app_env(generated[0], redis_url) | {"SIDEKIQ_POLL_INTERVAL": "0.5"},
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -443,6 +469,54 @@ def test_python_perform_later_reaches_rails_perform_exactly(
         assert rec["problems"] == [] and rec["ok"], rec
         assert rec["job"] == "AjContractJob" and rec["jid"] == env.provider_job_id
     assert rails_sidekiq.poll() is None and r.zcard("retry") == 0
+    # A payload that breaks the contract (pushed without the typed class: plan is a String)
+    # fails in Ruby before perform, in the generated module's check, and waits for a retry.
+    raw = client(cm).job("AjContractJob", queue="contracts")
+    bad = raw.perform_later(*SAMPLE_ARGS[:3], **(SAMPLE_KWARGS | {"plan": "vip"}))
+    assert bad is not None
+    (entry,) = wait_for(lambda: r.zrange("retry", 0, -1), timeout=30)
+    failed = json.loads(entry)
+    assert failed["jid"] == bad.provider_job_id
+    assert failed["error_class"] == "GokogeriContracts::ArgumentError"
+    assert failed["error_message"] == (
+        "AjContractJob args[4] (keywords).plan: must be a Symbol, got a string of length 3"
+    )
+    assert r.llen(DONE) == 2  # perform never ran
+
+
+@needs_activejob
+def test_generated_ruby_refuses_bad_perform_later_arguments(
+    generated: tuple[Path, ModuleType], redis_url: str, cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    """Rails' perform_later through the generated Ruby module: a bad value raises
+    GokogeriContracts::ArgumentError, worded as Python words it, and nothing is pushed."""
+    root, mod = generated
+    refused = app(root, redis_url, "refused")
+    assert refused == {
+        "count": "AjContractJob args[1] (count_): must be >= 1, got 0",
+        "tag": "AjContractJob args[3] (tags)[1]: must be a Symbol, got a string of length 1",
+        "plan": "AjContractJob args[4] (keywords).plan: must be a Symbol, got a string of length 3",
+        "user": "AjContractJob args[0] (user): must be a GlobalID-locatable record, got a string of length 21",
+        "options": "AjContractJob args[4] (keywords).options: KeywordsOptions is missing the required key 'retries'",
+        "unknown": "AjContractJob args[4] (keywords): Keywords has no key 'extra' (additionalProperties is false)",
+        "day": "AjContractJob args[4] (keywords).day: must be a Date, got a DateTime",
+    }
+    assert r.dbsize() == 0
+    # Python says the same where the rule is the same.
+    mail = mod.AjContract(client(cm))
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("count", {"count_": 0}),
+        ("options", {"options": {"label": "x"}}),
+        ("unknown", {"extra": 1}),
+    ]
+    for key, change in calls:
+        values: dict[str, Any] = dict(
+            zip(["user", "count_", "note", "tags"], SAMPLE_ARGS, strict=True)
+        )
+        with pytest.raises((ArgumentError, TypeError)) as info:
+            mail.job(**(values | SAMPLE_KWARGS | change))
+        if key != "unknown":  # Python refuses an unknown keyword at the call itself
+            assert str(info.value) == refused[key]
 
 
 @needs_activejob
@@ -452,13 +526,8 @@ def test_rails_perform_later_is_decoded_by_the_generated_worker(
     """Rails 6.1's own AjContractJob.perform_later(...) -> the generated worker on a real Node
     gets the typed values: Symbol, Duration with parts, Decimal (from 6.1's String), DateTime,
     TimeWithZone, RubyModule, GlobalID, the keyword default and UNSET for the one left out."""
-    _, mod = generated
-    out = subprocess.run(
-        ["ruby", str(APP), "enqueue", "python"], env=dict(os.environ, REDIS_URL=redis_url),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    pushed = json.loads(out.stdout)
+    root, mod = generated
+    pushed = app(root, redis_url, "enqueue", "python")
     got: list[Any] = []
     router = Router()
     _record_worker(mod, got).register(router)
@@ -488,8 +557,15 @@ def _problems(tmp_path: Path, schema: dict[str, Any]) -> list[str]:
     return [f"{p.pointer}: {p.reason}" for p in info.value.problems]
 
 
-AJ = {"class": "MailJob", "activejob": True}
-KEYWORDS = {
+AJ: dict[str, Any] = {"class": "MailJob", "activejob": True}
+
+
+def xg(**options: Any) -> dict[str, Any]:
+    """job_schema's keyword arguments for an ActiveJob job with ``options``."""
+    return {"x-gokogeri": AJ | options}
+
+
+KEYWORDS: dict[str, Any] = {
     "title": "kw",
     "type": "object",
     "x-gokogeri": {"keywords": True},
@@ -511,55 +587,51 @@ KEYWORDS = {
             "/prefixItems/0/x-gokogeri/keywords: keyword arguments exist only in ActiveJob jobs",
         ),
         (
-            job_schema(KEYWORDS, {"title": "n", "type": "integer"}, **{"x-gokogeri": AJ}),
+            job_schema(KEYWORDS, {"title": "n", "type": "integer"}, **xg()),
             "/prefixItems/0/x-gokogeri/keywords: only the last argument can hold the keyword "
             "arguments",
         ),
         (
-            job_schema({**KEYWORDS, "additionalProperties": True}, **{"x-gokogeri": AJ}),
+            job_schema({**KEYWORDS, "additionalProperties": True}, **xg()),
             "/prefixItems/0: the keywords argument needs additionalProperties: false",
         ),
         (
-            job_schema({**KEYWORDS, "type": "integer", "properties": None}, **{"x-gokogeri": AJ}),
+            job_schema({**KEYWORDS, "type": "integer", "properties": None}, **xg()),
             "/prefixItems/0",
         ),
         (
-            job_schema(
-                {**KEYWORDS, "properties": {"class": {"type": "integer"}}}, **{"x-gokogeri": AJ}
-            ),
+            job_schema({**KEYWORDS, "properties": {"class": {"type": "integer"}}}, **xg()),
             "/prefixItems/0/properties/class: keyword argument 'class' is not a Python identifier",
         ),
         (
             job_schema(
                 {"title": "a", "type": "integer"},
                 {**KEYWORDS, "properties": {"a": {"type": "integer"}}},
-                **{"x-gokogeri": AJ},
+                **xg(),
             ),
             "/prefixItems/1/properties/a: keyword argument 'a' clashes with a parameter",
         ),
         (
-            job_schema({**KEYWORDS, "x-gokogeri": {"keywords": 1}}, **{"x-gokogeri": AJ}),
+            job_schema({**KEYWORDS, "x-gokogeri": {"keywords": 1}}, **xg()),
             '/prefixItems/0/x-gokogeri: an argument\'s x-gokogeri takes only {"keywords": true}',
         ),
         (
-            job_schema(**{"x-gokogeri": {**AJ, "retry": 3}}),
+            job_schema(**xg(retry=3)),
             "/x-gokogeri/retry: an ActiveJob job takes no retry option",
         ),
         (
-            job_schema(**{"x-gokogeri": {**AJ, "activejob": "yes"}}),
+            job_schema(**xg(activejob="yes")),
             '/x-gokogeri/activejob: x-gokogeri.activejob must be true or false, got "yes"',
         ),
         (
-            job_schema(
-                {"title": "r", "type": "string", "format": "ruby-range"}, **{"x-gokogeri": AJ}
-            ),
+            job_schema({"title": "r", "type": "string", "format": "ruby-range"}, **xg()),
             "/prefixItems/0/format: format 'ruby-range' is not supported in contracts",
         ),
         (
             job_schema(
                 {"title": "s", "type": "string", "format": "ruby-symbol", "default": "x"},
                 min_items=0,
-                **{"x-gokogeri": AJ},
+                **xg(),
             ),
             "/prefixItems/0/default: defaults are not supported for arguments with a format in "
             "ActiveJob jobs",
@@ -568,11 +640,13 @@ KEYWORDS = {
             job_schema(
                 {
                     **KEYWORDS,
-                    "properties": {"on": {"type": "string", "format": "date", "default": "2026-01-01"}},
+                    "properties": {
+                        "on": {"type": "string", "format": "date", "default": "2026-01-01"}
+                    },
                 },
-                **{"x-gokogeri": AJ},
+                **xg(),
             ),
-            "/prefixItems/0/properties/on/default: the default \"2026-01-01\" does not match the "
+            '/prefixItems/0/properties/on/default: the default "2026-01-01" does not match the '
             "property's schema: a date value (a Ruby object in ActiveJob) cannot have a JSON default",
         ),
     ],
@@ -594,3 +668,26 @@ def test_contracts_file_of_plain_jobs_is_unchanged(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "aj" / "gokogeri-contracts.json").read_text())
     (job,) = data["package"]["jobs"]
     assert job["activejob"] is True and job["keywords"] is True
+
+
+def test_schema_diff_flags_a_change_of_wire_form(tmp_path: Path) -> None:
+    from gokogeri.codegen.diff import compare
+
+    def pkg(name: str, *args: dict[str, Any], activejob: bool = True) -> Any:
+        opts: dict[str, Any] = (
+            {"class": "MailJob", "activejob": True} if activejob else {"class": "MailJob"}
+        )
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "mail.json"
+        path.write_text(json.dumps(job_schema(*args, min_items=1, **{"x-gokogeri": opts})))
+        return load([path])
+
+    n = {"title": "n", "type": "integer"}
+    aj_kw = pkg("aj_kw", n, KEYWORDS)
+    positional = pkg("positional", n, {k: v for k, v in KEYWORDS.items() if k != "x-gokogeri"})
+    plain = pkg("plain", n, activejob=False)
+    assert not compare(aj_kw, aj_kw).changes
+    assert [c.where for c in compare(positional, aj_kw).changes] == ["keywords"]
+    changes = compare(plain, pkg("aj", n)).changes
+    assert [c.where for c in changes] == ["activejob"]
+    assert not changes[0].old_payloads_ok and not changes[0].new_payloads_ok

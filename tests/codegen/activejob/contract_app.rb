@@ -2,12 +2,16 @@
 # (Debian's ruby-activejob + ruby-sidekiq on the host) whose AjContractJob#perform has the
 # signature the schema describes -- positional arguments, an optional one, then keyword
 # arguments -- and asserts that it received exactly the Ruby values of the contract sample.
-# It reuses interop/ruby/activejob.rb (Sidekiq/Redis setup, the GlobalID-locatable
+# The job class includes the module `gokogeri generate --ruby` wrote for the schema (in
+# $GOKOGERI_CONTRACTS), so the generated Ruby checks perform_later's and perform's arguments
+# too. It reuses interop/ruby/activejob.rb (Sidekiq/Redis setup, the GlobalID-locatable
 # AjInterop::User, the exact comparison and the aj:done record).
 #
 # Loaded by `sidekiq -r` (runs AjContractJob), and as a script:
-#   REDIS_URL=... ruby contract_app.rb enqueue QUEUE    AjContractJob.set(queue:).perform_later(sample)
+#   ruby contract_app.rb enqueue QUEUE   AjContractJob.set(queue:).perform_later(sample); JSON
+#   ruby contract_app.rb refused         perform_later with bad values; the errors as JSON
 require_relative "../../../interop/ruby/activejob"
+require File.join(ENV.fetch("GOKOGERI_CONTRACTS"), "all")
 
 module AjContract
   # The sample in Ruby: [positional, keywords]. tests/codegen/test_codegen_activejob.py holds
@@ -42,7 +46,7 @@ module AjContract
 end
 
 class AjContractJob < ActiveJob::Base
-  queue_as :contracts
+  include GokogeriContracts::AjContract::Job # queue_as "contracts" and the argument checks
 
   # The signature contract_mail.json describes: Ruby itself refuses a missing or unknown keyword.
   def perform(user, count, note, tags = [], at:, plan:, trial:, price:, day:, legacy:, zoned:, kind:,
@@ -57,12 +61,39 @@ class AjContractJob < ActiveJob::Base
   end
 end
 
+module AjContract
+  # Wrong calls (the same ones the Python test makes): each must raise before anything is sent.
+  def self.refused
+    args, kwargs = sample
+    {
+      "count" => [[args[0], 0, *args[2..]], kwargs],
+      "tag" => [[*args[0..2], [:a, "b"]], kwargs],
+      "plan" => [args, kwargs.merge(plan: "vip")],
+      "user" => [["gid://gokogeri/User/1", *args[1..]], kwargs],
+      "options" => [args, kwargs.merge(options: { "label" => "x" })],
+      "unknown" => [args, kwargs.merge(extra: 1)],
+      "day" => [args, kwargs.merge(day: DateTime.new(2026, 1, 1))],
+    }.transform_values do |(a, k)|
+      AjContractJob.perform_later(*a, **k)
+      "not refused"
+    rescue GokogeriContracts::ArgumentError => e
+      e.message
+    end
+  end
+end
+
 if $PROGRAM_NAME == __FILE__
   out = STDOUT.dup
   STDOUT.reopen(STDERR)
-  abort "usage: #{$PROGRAM_NAME} enqueue QUEUE" unless ARGV[0] == "enqueue" && ARGV[1]
-  args, kwargs = AjContract.sample
-  job = AjContractJob.set(queue: ARGV[1]).perform_later(*args, **kwargs)
-  out.puts JSON.generate("job_id" => job.job_id, "provider_job_id" => job.provider_job_id,
-                         "rails" => AjInterop::RAILS)
+  case ARGV[0]
+  when "enqueue"
+    args, kwargs = AjContract.sample
+    job = AjContractJob.set(queue: ARGV.fetch(1)).perform_later(*args, **kwargs)
+    out.puts JSON.generate("job_id" => job.job_id, "provider_job_id" => job.provider_job_id,
+                           "rails" => AjInterop::RAILS)
+  when "refused"
+    out.puts JSON.generate(AjContract.refused)
+  else
+    abort "usage: #{$PROGRAM_NAME} enqueue QUEUE | refused"
+  end
 end

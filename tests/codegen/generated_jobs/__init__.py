@@ -3,6 +3,7 @@
 
 - ChargeInvoice / ChargeInvoiceWorker / ChargeInvoiceAsyncWorker: Billing::ChargeInvoiceJob (from charge_invoice.json)
 - GenerateReport / GenerateReportWorker / GenerateReportAsyncWorker: Reports::GenerateReportJob (from generate_report.json)
+- InvoiceReminder / InvoiceReminderWorker / InvoiceReminderAsyncWorker: Billing::InvoiceReminderJob (from invoice_reminder.json)
 - NightlyCleanup / NightlyCleanupWorker / NightlyCleanupAsyncWorker: NightlyCleanupJob (from nightly_cleanup.json)
 - SendWelcomeEmail / SendWelcomeEmailWorker / SendWelcomeEmailAsyncWorker: SendWelcomeEmailJob (from send_welcome_email.json)
 - SyncContact / SyncContactWorker / SyncContactAsyncWorker: Crm::SyncContactJob (from sync_contact.json)
@@ -20,6 +21,7 @@ from .generate_report import (
     GenerateReportAsyncWorker,
     GenerateReportWorker,
 )
+from .invoice_reminder import InvoiceReminder, InvoiceReminderAsyncWorker, InvoiceReminderWorker
 from .nightly_cleanup import (
     NightlyCleanup,
     NightlyCleanupArgs,
@@ -43,6 +45,9 @@ __all__ = [
     "GenerateReportArgs",
     "GenerateReportAsyncWorker",
     "GenerateReportWorker",
+    "InvoiceReminder",
+    "InvoiceReminderAsyncWorker",
+    "InvoiceReminderWorker",
     "NightlyCleanup",
     "NightlyCleanupArgs",
     "NightlyCleanupAsyncWorker",

@@ -719,13 +719,7 @@ class ConnManager:
             self._conn_kwargs["gokogeri_fence"] = self._fence
             self._conn_kwargs["gokogeri_sentinels"] = self._sentinels
             self._pool: redispy.ConnectionPool = _BlockingSentinelPool(  # type: ignore[no-untyped-call]  # redis-py's pool is untyped
-                self._target.service,
-                self._sentinels,
-                max_connections=self.config.pool_size,
-                timeout=self.config.socket_timeout + self.config.connect_timeout,
-                socket_timeout=self.config.socket_timeout,
-                health_check_interval=30,
-                **self._conn_kwargs,
+                self._target.service, self._sentinels, **self._shared_kwargs()
             )
             self._watcher.ensure_started()
         else:
@@ -734,14 +728,26 @@ class ConnManager:
             )
             # A blocking pool: when every connection is busy a caller waits for
             # one instead of failing, as Sidekiq's connection_pool does.
-            self._pool = _BlockingPool(
-                max_connections=self.config.pool_size,
-                timeout=self.config.socket_timeout + self.config.connect_timeout,
-                socket_timeout=self.config.socket_timeout,
-                health_check_interval=30,
-                **self._conn_kwargs,
-            )
+            self._pool = _BlockingPool(**self._shared_kwargs())
         self._client = redispy.Redis(connection_pool=self._pool)
+
+    def _shared_kwargs(self) -> dict[str, Any]:
+        # Options in the URL's query (socket_timeout=..., as redis-py's
+        # from_url takes them) win over the Config's, as they always did.
+        return {
+            "max_connections": self.config.pool_size,
+            "timeout": self.config.socket_timeout + self.config.connect_timeout,
+            "socket_timeout": self.config.socket_timeout,
+            "health_check_interval": 30,
+            **self._conn_kwargs,
+        }
+
+    def _dedicated_kwargs(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.config.socket_timeout + self.config.long_poll_timeout,
+            **self._conn_kwargs,
+            "max_connections": 1,
+        }
 
     @property
     def client(self) -> redispy.Redis:
@@ -806,20 +812,11 @@ class ConnManager:
         Sentinel it follows failovers like the shared pool.
         """
         self._watch()
-        timeout = self.config.socket_timeout + self.config.long_poll_timeout
         pool: redispy.ConnectionPool
         if self._sentinels is not None:
-            pool = _SentinelPool(
-                self._target.service,
-                self._sentinels,
-                max_connections=1,
-                socket_timeout=timeout,
-                **self._conn_kwargs,
-            )
+            pool = _SentinelPool(self._target.service, self._sentinels, **self._dedicated_kwargs())
         else:
-            pool = redispy.ConnectionPool(
-                max_connections=1, socket_timeout=timeout, **self._conn_kwargs
-            )
+            pool = redispy.ConnectionPool(**self._dedicated_kwargs())
         return redispy.Redis(connection_pool=pool)
 
     def close(self) -> None:

@@ -194,3 +194,12 @@ def test_gokogeri_run_needs_only_the_url(mtls_server: TlsRedisServer, pki: Pki) 
             node.wait(30)
         log.seek(0)
         assert node.returncode == 0, log.read().decode(errors="replace")
+
+
+def test_other_url_query_options_still_reach_redis_py(redis_url: str) -> None:
+    # TLS options are taken out of the query; the rest keeps redis-py's meaning.
+    with gredis.ConnManager(gredis.Config(url=redis_url + "?socket_timeout=3")) as cm:
+        assert cm.client.ping()
+        blocking = cm.dedicated()
+        assert blocking.ping()
+        blocking.close()

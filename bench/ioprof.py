@@ -33,7 +33,14 @@ from typing import Any
 
 from bench.procs import WORKERS, Managed, wait_for
 from bench.scenarios import BOOT_TIMEOUT, hot_spots
-from bench.systems import fill_sidekiq_format, gk_start, no_sidekiq, sidekiq_start
+from bench.systems import (
+    COUNTED,
+    fill_sidekiq_format,
+    gk_pending,
+    gk_start,
+    no_sidekiq,
+    sidekiq_start,
+)
 from gokogeri.testing import RedisServer
 
 HARNESS_POLL = 0.02
@@ -159,25 +166,36 @@ def counted_drain(name: str, start: Any, n: int, log_dir: Path) -> dict[str, Any
     }
 
 
-def spy(n: int, mode: str, out_dir: Path, log_dir: Path) -> dict[str, Any]:
-    """py-spy on a node draining ``n`` INCR jobs: mode "gil" or "idle"."""
+def spy(n: int, mode: str, out_dir: Path, log_dir: Path, kind: str = "incr",
+        tree: Path | None = None, label: str = "") -> dict[str, Any]:
+    """py-spy on a node draining ``n`` jobs of ``kind``: mode "gil" or "idle".
+    ``tree``: another checkout of gokogeri for the node (A/B profiles)."""
     import redis as redispy
 
     pyspy = shutil.which("py-spy")
     if pyspy is None:
         return {"skipped": "py-spy not installed (pip install py-spy)"}
-    out = out_dir / f"ioprofile-{mode}.speedscope.json"
+    name = f"ioprofile-{kind}-{mode}{'-' + label if label else ''}"
+    out = out_dir / f"{name}.speedscope.json"
     server = RedisServer().start()
     r = redispy.Redis.from_url(server.url)
+
+    def done() -> int:
+        if kind in COUNTED:
+            return int(r.get("bench:done") or 0)
+        return n - gk_pending(r)
+
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
     try:
-        fill_sidekiq_format(server.url, n, "incr")
-        node = gk_start("reliable", "off", tag=f"spy-{mode}")(server.url, log_dir, 0)[0]
-        wait_for(lambda: int(r.get("bench:done") or 0) > 0, BOOT_TIMEOUT, interval=0.005)
+        fill_sidekiq_format(server.url, n, kind)
+        node = gk_start("reliable", "off", tag=name, env=env)(server.url, log_dir, 0)[0]
+        # Attach once jobs flow, so the node's imports at boot are not in the profile.
+        wait_for(lambda: int(r.llen("queue:default")) < n, BOOT_TIMEOUT, interval=0.002)
         argv = [pyspy, "record", "--pid", str(node.pid), "--format", "speedscope",
                 "--output", str(out), "--rate", "200", "--nonblocking", "--threads", f"--{mode}"]
         spy_proc = Managed(f"py-spy-{mode}", argv, log_dir / f"py-spy-{mode}.log")
         try:
-            ok = wait_for(lambda: int(r.get("bench:done") or 0) >= n, 300, interval=0.05)
+            ok = wait_for(lambda: done() >= n, 300, interval=0.05)
         finally:
             node.stop()
             wait_for(lambda: not spy_proc.alive(), 30, interval=0.1)
@@ -187,9 +205,38 @@ def spy(n: int, mode: str, out_dir: Path, log_dir: Path) -> dict[str, Any]:
         server.stop()
     if not ok or not out.exists():
         return {"error": "py-spy failed:\n" + spy_proc.tail()}
-    res: dict[str, Any] = {"file": out.name, "hot": hot_spots(out, top=25)}
+    res: dict[str, Any] = {"file": out.name, "kind": kind, "tree": str(tree or "current"),
+                           "hot": hot_spots(out, top=25)}
     res["threads"] = thread_states(out)
+    if mode == "gil":
+        res["gil_us_per_job"] = gil_per_job(out, n)
     return res
+
+
+def gil_per_job(path: Path, n: int, top: int = 25) -> dict[str, Any]:
+    """GIL-holding time per job, inclusive, for gokogeri's own functions (and
+    the job): py-spy's speedscope weights are seconds. The drain's first jobs
+    run before py-spy attaches, so this slightly understates per-job time."""
+    doc = json.loads(path.read_text())
+    frames = doc["shared"]["frames"]
+    incl: dict[str, float] = {}
+    total = 0.0
+    for prof in doc["profiles"]:
+        for stack, w in zip(prof["samples"], prof["weights"], strict=True):
+            total += w
+            seen = set()
+            for i in stack:
+                f = frames[i]
+                file = str(f.get("file", ""))
+                if "gokogeri/" not in file and "gk_node" not in file:
+                    continue
+                key = f"{f['name']} ({file[file.rindex('/') + 1:]})"
+                if key not in seen:
+                    seen.add(key)
+                    incl[key] = incl.get(key, 0.0) + w
+    rows = sorted(incl.items(), key=lambda kv: -kv[1])[:top]
+    return {"total": round(1e6 * total / n, 1),
+            "inclusive": [(k, round(1e6 * v / n, 1)) for k, v in rows]}
 
 
 # Leaf frames (function names) -> what the thread is doing.
@@ -234,7 +281,8 @@ def thread_states(path: Path) -> dict[str, Any]:
     return out
 
 
-def run(n: int, out_dir: Path, log_dir: Path) -> dict[str, Any]:
+def run(n: int, out_dir: Path, log_dir: Path, ref_tree: Path | None = None,
+        ref: str = "") -> dict[str, Any]:
     res: dict[str, Any] = {"jobs": n}
     print("  ioprofile: micro", flush=True)
     res["micro"] = micro()
@@ -251,4 +299,12 @@ def run(n: int, out_dir: Path, log_dir: Path) -> dict[str, Any]:
     for mode in ("gil", "idle"):
         res[f"pyspy_{mode}"] = spy(n, mode, out_dir, log_dir)
         print(f"  ioprofile: py-spy --{mode} done", flush=True)
+    # Where the no-op drain's CPU goes, on this tree and (with --ref) on the ref.
+    noop_n = 4 * n
+    res["pyspy_noop"] = spy(noop_n, "gil", out_dir, log_dir, kind="noop")
+    if ref_tree is not None:
+        res["pyspy_noop_ref"] = spy(noop_n, "gil", out_dir, log_dir, kind="noop", tree=ref_tree,
+                                    label="ref")
+        res["ref"] = ref
+    res["noop_jobs"] = noop_n
     return res

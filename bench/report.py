@@ -158,6 +158,7 @@ _ROWS_TITLES = {
     "io": "Jobs that do I/O (one process; Sidekiq 6.4.1 -c 10 doing the same job)",
     "metrics": "Sidekiq metrics observer on vs off (same run)",
     "switch": "sys.setswitchinterval (env BENCH_SWITCH_INTERVAL in the worker)",
+    "proto": "Prototype runtime changes, patched into the benchmark worker only (workers/gk_patches.py)",
     "ab": "A/B: current tree vs a git ref (same worker script, PYTHONPATH per tree)",
 }
 
@@ -229,6 +230,16 @@ def _ioprofile(res: dict[str, Any]) -> list[str]:
             if "redis_calls_per_job" in d:
                 calls = ", ".join(f"{k} {v}" for k, v in d["redis_calls_per_job"].items())
                 out.append(f"- {name}, Redis commands per job: {calls}")
+        out.append("")
+    for key in ("pyspy_noop", "pyspy_noop_ref", "pyspy_gil"):
+        sp = p.get(key, {})
+        g = sp.get("gil_us_per_job")
+        if not g:
+            continue
+        out += [f"GIL-holding time per job, inclusive, gokogeri functions ({sp['kind']} drain, "
+                f"tree {sp['tree']}; total {g['total']} us/job):", "",
+                "| us/job | function |", "|---:|---|"]
+        out += [f"| {v} | `{k}` |" for k, v in g["inclusive"][:18]]
         out.append("")
     for mode in ("gil", "idle"):
         sp = p.get(f"pyspy_{mode}", {})

@@ -13,6 +13,7 @@ Scenarios:
   the same job on Sidekiq 6.4.1 -c 10;
 - ``metrics``: a node with the Sidekiq metrics observer vs without;
 - ``switch``: the same drains under several ``sys.setswitchinterval`` values;
+- ``proto``: prototype runtime changes (workers/gk_patches.py) vs none;
 - ``ab``: the current tree vs a git ref checked out into a temporary
   worktree, same worker script, PYTHONPATH pointing at each tree.
 """
@@ -262,6 +263,36 @@ def switch_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
             rows.append(Row(key, f"gokogeri {kind}, switchinterval {float(sw) * 1000:g} ms",
                             gk_target(key, env={"BENCH_SWITCH_INTERVAL": sw}), kind, n,
                             None if sw == SWITCH_INTERVALS[0] else f"gk-{kind}-switch{SWITCH_INTERVALS[0]}",
+                            ideal=10_000 if kind == "sleep" else None))
+        if quick:
+            break
+    return rows
+
+
+# Prototype runtime changes (workers/gk_patches.py), each measured against the
+# unpatched tree in the same run: evidence for the lead before a change is made.
+PROTO_VARIANTS = (
+    ("base", ""),
+    ("mark-off", "mark-off"),
+    ("mark-noreply", "mark-noreply"),
+    ("ack-lazy", "ack-lazy"),
+    ("mark-noreply+ack-lazy", "mark-noreply,ack-lazy"),
+)
+
+
+def proto_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
+    rows = []
+    for kind, n in (("noop", noop_n), ("incr", io_n), ("sleep", io_n)):
+        variants: tuple[tuple[str, str], ...] = (
+            PROTO_VARIANTS if kind != "sleep" else (PROTO_VARIANTS[0], PROTO_VARIANTS[-1])
+        )
+        if quick:
+            variants = (PROTO_VARIANTS[-1],)
+        for name, patch in variants:
+            key = f"gk-{kind}-{name}"
+            env = {"BENCH_PATCH": patch} if patch else None
+            rows.append(Row(key, f"gokogeri {kind}, {name}", gk_target(key, env=env), kind, n,
+                            None if name == "base" or quick else f"gk-{kind}-base",
                             ideal=10_000 if kind == "sleep" else None))
         if quick:
             break

@@ -27,7 +27,7 @@ from bench.procs import RESULTS, library_fingerprint, stop_all
 from bench.systems import all_targets, setup_peers
 
 ALL = ["ceiling", "drain", "enqueue", "latency", "scheduled", "rss", "profile",
-       "io", "metrics", "switch", "ab", "ioprofile"]
+       "io", "metrics", "switch", "proto", "ab", "ioprofile"]
 # Run only when asked for by name (--only) or, for ab, when --ref is given.
 ON_REQUEST = {"ab"}
 
@@ -242,7 +242,7 @@ def run_all(
         step("profile")
         res["profile"] = scenarios.profile(s.profile_jobs, RESULTS, log_dir)
     for name, build in (("io", rows.io_rows), ("metrics", rows.metrics_rows),
-                        ("switch", rows.switch_rows)):
+                        ("switch", rows.switch_rows), ("proto", rows.proto_rows)):
         if name in only:
             todo = build(s.drain_jobs, s.io_jobs, quick)
             step(f"{name}: " + ", ".join(r.key for r in todo))
@@ -253,7 +253,12 @@ def run_all(
                             s.max_drain_s, quick)
     if "ioprofile" in only and s.ioprofile_jobs:
         step("ioprofile")
-        res["ioprofile"] = ioprof.run(s.ioprofile_jobs, RESULTS, log_dir)
+        if ref:
+            commit = rows.resolve_ref(ref)
+            with rows.worktree(commit) as tree:
+                res["ioprofile"] = ioprof.run(s.ioprofile_jobs, RESULTS, log_dir, tree, commit)
+        else:
+            res["ioprofile"] = ioprof.run(s.ioprofile_jobs, RESULTS, log_dir)
 
 
 if __name__ == "__main__":

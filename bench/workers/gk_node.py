@@ -20,7 +20,9 @@ payload serves both):
 The harness may point PYTHONPATH at another checkout of gokogeri (A/B runs
 against a git ref): the first log line says which library was imported, and
 the harness checks it. BENCH_SWITCH_INTERVAL (seconds) sets
-``sys.setswitchinterval`` before anything starts.
+``sys.setswitchinterval`` before anything starts; BENCH_PATCH applies
+prototype runtime changes (gk_patches.py); BENCH_TIMING installs the probes
+of gk_probe.py.
 """
 
 from __future__ import annotations
@@ -169,9 +171,12 @@ def main() -> None:
     switch = os.environ.get("BENCH_SWITCH_INTERVAL")
     if switch:
         sys.setswitchinterval(float(switch))
+    # Prototype runtime changes, measured before anyone makes them (gk_patches.py).
+    patches: list[str] = importlib.import_module("gk_patches").apply_from_env()
     # Read by the harness (first line of the log): which library this process runs.
     print(f"bench-node gokogeri={os.path.dirname(gokogeri.__file__)} "
-          f"switchinterval={sys.getswitchinterval()}", flush=True)
+          f"switchinterval={sys.getswitchinterval()} patches={','.join(patches) or '-'}",
+          flush=True)
 
     cm = gredis.ConnManager(gredis.Config(url=a.url))
     client = cm.client

@@ -21,6 +21,7 @@ from gokogeri.middleware import Chain, ClientChain, ServerChain
 from gokogeri.node import Node
 from gokogeri.periodic import Periodic
 from gokogeri.queues import OrderedQueueSet, QueueSet, RandomQueueSet
+from gokogeri.swarm import Swarm
 from gokogeri.worker import AsyncWorkerFunc, Context, Router, Worker, WorkerFunc
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "Router",
     "ServerChain",
     "SidekiqMetrics",
+    "Swarm",
     "UnknownJobClassError",
     "Worker",
     "WorkerFunc",

@@ -220,6 +220,21 @@ def run(
         bool,
         typer.Option(help="record Sidekiq 7/8 execution metrics (the Web UI's Metrics tab)"),
     ] = True,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=0,
+            help="node processes to fork after one import (0 = one per core)",
+        ),
+    ] = 1,
+    max_rss: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rss", min=1, help="MiB; a process above it is quieted and replaced"
+        ),
+    ] = None,
     version: VersionOpt = False,
 ) -> None:
     """Run a node until TERM/INT (or Stop in the Web UI); TSTP quiets it.
@@ -240,6 +255,45 @@ def run(
     cfg = config_from(redis_url, namespace, timestamp_format=timestamps.value)
     if not isinstance(target_obj, Node):
         connect(cfg).close()  # one line, not a traceback, if Redis is not there
+    if processes != 1 or max_rss is not None:
+        if isinstance(target_obj, Node):
+            raise typer.BadParameter(
+                "-p/--max-rss need a Worker, Router or factory: "
+                "a ready Node has one identity and cannot be forked"
+            )
+        if metrics_port is not None:
+            raise typer.BadParameter(
+                "--metrics-port serves one process; with -p, mount "
+                "gokogeri.prometheus in multi-process mode (PROMETHEUS_MULTIPROC_DIR)"
+            )
+        from gokogeri.swarm import Swarm
+
+        def make_node(index: int) -> Node:  # runs in each child, after the fork
+            node = build_node(
+                target_obj,
+                logger=logger,
+                queues=queue or [],
+                concurrency=concurrency,
+                tag=tag,
+                fetch=fetch.value,
+                timeout=timeout,
+                config=cfg,
+                compat=sidekiq_compat.value,
+            )
+            if sidekiq_metrics:
+                from gokogeri.metrics import SidekiqMetrics
+
+                SidekiqMetrics.attach(node)
+            return node
+
+        swarm = Swarm(
+            make_node,
+            processes,
+            max_rss_kb=max_rss * 1024 if max_rss else None,
+            logger=logger,
+            shutdown_timeout=timeout,
+        )
+        raise typer.Exit(swarm.run())
     node = build_node(
         target_obj,
         logger=logger,

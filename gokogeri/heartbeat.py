@@ -136,7 +136,10 @@ class Heartbeat:
         try:
             self.beat()
         except redispy.RedisError as e:
+            self._rt.redis_failed()
             self._log.warning("heartbeat failed (retrying every %ss): %s", self.interval, e)
+        else:
+            self._rt.redis_ok()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

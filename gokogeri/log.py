@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from typing import TextIO
 
@@ -22,6 +23,10 @@ MAX_FIELD = 200
 # write per line costs a system call and a GIL hand-off per job.
 FLUSH_INTERVAL = 0.1  # seconds
 FLUSH_LINES = 512
+
+
+# Handlers with a flush thread, restarted in forked children.
+_HANDLERS: weakref.WeakSet[BufferedStreamHandler] = weakref.WeakSet()
 
 
 def escape(text: object, limit: int = MAX_FIELD) -> str:
@@ -68,6 +73,11 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+def _restart_flushers() -> None:
+    for handler in list(_HANDLERS):
+        handler._after_fork()
+
+
 class BufferedStreamHandler(logging.StreamHandler[TextIO]):
     """A StreamHandler that writes lines in batches.
 
@@ -86,10 +96,21 @@ class BufferedStreamHandler(logging.StreamHandler[TextIO]):
         self._flusher: threading.Thread | None = None
         if not self._immediate:
             self._interval = interval
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="gokogeri-log-flush", daemon=True
-            )
-            self._flusher.start()
+            self._start_flusher()
+            _HANDLERS.add(self)
+
+    def _start_flusher(self) -> None:
+        self._stop_flush = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="gokogeri-log-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _after_fork(self) -> None:
+        # A forked child (gokogeri run -p N) has no threads but the forking
+        # one: give it its own flusher, or its lines would wait for 512 more.
+        if self._flusher is not None and not self._stop_flush.is_set():
+            self._start_flusher()
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Unlike Handler.handle, no lock around emit: with ten threads logging
@@ -219,3 +240,6 @@ def nop_logger() -> logging.Logger:
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
     return logger
+
+
+os.register_at_fork(after_in_child=_restart_flushers)

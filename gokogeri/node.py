@@ -429,7 +429,7 @@ class Node:
         return processed, failed
 
     def _on_signal(self, signal: str) -> None:
-        self.logger.info("Got %s from Redis", signal)
+        self.logger.info("Got %s from Redis", escape(signal))
         if signal == "TSTP":
             self.quiet()
         elif signal in ("TERM", "INT"):

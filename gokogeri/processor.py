@@ -402,7 +402,7 @@ class Pool:
                 hook = getattr(worker, "retries_exhausted", None)
                 if hook is not None and rt.call("retries_exhausted hook", hook, job.copy(), exc) == "discard":
                     outcome = Outcome("drop")
-            if outcome.payload is not None:
+            if isinstance(outcome.payload, str):
                 outcome.payload.encode("utf-8")  # lone surrogates fail here, not in redis-py
         except CODEC_ERRORS as e:
             # The job decoded but cannot be written back (e.g. a worker put a

@@ -92,6 +92,9 @@ class ReliableFetch:
         self._thread: threading.Thread | None = None
         # Told about a fault in gokogeri itself (the pool sets it): the node stops.
         self.on_fatal: Callable[[BaseException], None] | None = None
+        # Sentinel failovers this ConnManager has followed: after one, what the
+        # new master holds in our working lists may differ from what we know.
+        self._failovers = cm.failovers
 
     # --- lifecycle ---
 
@@ -261,6 +264,15 @@ class ReliableFetch:
                     self._waiting = True
                     self._cv.wait(DISPATCH_IDLE_WAIT)
                     self._waiting = False
+            failovers = self._cm.failovers
+            if failovers != self._failovers:
+                # A new master: resync as after an error (acks first, then push
+                # back whatever our lists hold that we never saw).
+                self._failovers = failovers
+                with self._cv:
+                    self._acks[:0] = acks
+                self._resync()
+                continue
             try:
                 got = self._round_trip(want, acks)
             except redispy.RedisError as e:

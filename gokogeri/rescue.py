@@ -95,6 +95,9 @@ class Rescuer:
         while True:
             try:
                 self.run_once()
+            except redispy.RedisError as e:
+                self._rt.redis_failed()
+                self._log.warning("rescue pass failed; trying again later: %s", e)
             except Exception:
                 self._log.exception("rescuing orphaned jobs failed; trying again later")
             if self._stop.wait(interval):
@@ -103,7 +106,14 @@ class Rescuer:
     # --- one pass ---
 
     def run_once(self) -> int:
-        """Rescue every orphaned job; returns how many were moved."""
+        """Rescue every orphaned job; returns how many were moved.
+
+        Skipped until Redis has been reachable for ``rescue_after`` seconds
+        (since this node started, or since an outage ended): only then has
+        every live node had time to beat, so silence means death.
+        """
+        if self._rt.redis_healthy_for() < self.rescue_after:
+            return 0
         client = self._cm.client
         keys = self._cm.keys
         token = self._rt.identity
@@ -210,7 +220,9 @@ class Rescuer:
         )
 
 
-def _killed_node_payload(payload: bytes, reason: str, default_fmt: str, now: float) -> str:
+def _killed_node_payload(
+    payload: bytes, reason: str, default_fmt: str, now: float
+) -> str | bytes:
     """The dead-set form of a poison job: Sidekiq's error fields on the job, or
     the raw payload with the reason when it is not a readable job."""
     try:

@@ -85,7 +85,9 @@ class RetryPolicy:
 @dataclass
 class Outcome:
     action: Action
-    payload: str | None = None  # the rewritten job, for "retry" and "dead"
+    # The rewritten job, for "retry" and "dead"; bytes only for a payload
+    # kept exactly as it arrived (dead_payload).
+    payload: str | bytes | None = None
     score: float = 0.0  # retry-at for "retry", time of death for "dead"
     queue: str = ""
     # Retries are used up (or retry_in said "kill"): the retries_exhausted hook
@@ -227,18 +229,33 @@ def _message(exc: BaseException) -> str:
     return msg[:MAX_ERROR_MESSAGE]
 
 
-def dead_payload(raw: bytes, reason: str) -> str:
-    """What the dead set keeps for a payload that cannot be handled: a JSON
-    object gets error_class/error_message added, anything else is kept as
-    the raw text (invalid UTF-8 replaced), exactly as it arrived."""
+def dead_payload(raw: bytes, reason: str) -> str | bytes:
+    """What the dead set keeps for a payload that cannot be handled.
+
+    A JSON object gets Sidekiq's error_class/error_message, so the Web UI says
+    what is wrong; one that is only readable with invalid UTF-8 replaced also
+    keeps its exact bytes in ``raw_base64``. Anything else is kept byte for
+    byte, as Sidekiq does with a payload it cannot parse (its Web UI shows
+    such an entry as invalid).
+    """
+    lenient = False
     try:
         fields = jsonc.loads(raw)
-        if isinstance(fields, dict):
-            fields["error_class"] = "InvalidPayloadError"
-            fields["error_message"] = reason[:MAX_ERROR_MESSAGE]
-            text = jsonc.dumps(fields)
-            text.encode("utf-8")  # a lone surrogate decodes but cannot be written
-            return text
     except CODEC_ERRORS:
-        pass
-    return raw.decode("utf-8", errors="replace")
+        try:
+            fields = jsonc.loads(raw.decode("utf-8", errors="replace"))
+            lenient = True
+        except CODEC_ERRORS:
+            return raw
+    if not isinstance(fields, dict):
+        return raw
+    fields["error_class"] = "InvalidPayloadError"
+    fields["error_message"] = reason[:MAX_ERROR_MESSAGE]
+    if lenient:
+        fields["raw_base64"] = base64.b64encode(raw).decode()
+    try:
+        text = jsonc.dumps(fields)
+        text.encode("utf-8")  # a lone surrogate decodes but cannot be written
+    except CODEC_ERRORS:
+        return raw
+    return text

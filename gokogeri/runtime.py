@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -57,6 +58,23 @@ class Runtime:
     log_error_details: bool = True
     # Set when the shutdown grace period is over (ctx.cancelled).
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Since when Redis has answered without a break (monotonic). After an
+    # outage every node looks silent for a while; rescue waits until live
+    # nodes have had rescue_after seconds to beat again.
+    redis_ok_since: float = field(default_factory=time.monotonic)
+    redis_down: bool = False
+
+    def redis_failed(self) -> None:
+        self.redis_down = True
+
+    def redis_ok(self) -> None:
+        if self.redis_down:
+            self.redis_down = False
+            self.redis_ok_since = time.monotonic()
+
+    def redis_healthy_for(self) -> float:
+        """Seconds Redis has been reachable without a break (0 while it is not)."""
+        return 0.0 if self.redis_down else time.monotonic() - self.redis_ok_since
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call a user hook; an exception is logged with its traceback and

@@ -18,7 +18,7 @@ log() { printf '[setup.sh %(%H:%M:%S)T +%ss] %s\n' -1 "$((SECONDS - start))" "$*
 # puma/ruby-webrick: its Web UI; podman/runc/debootstrap: the container route and image builds;
 # chromium: headless screenshots of Sidekiq's Web UI; ruby-activejob: Rails ActiveJob interop;
 # redis-sentinel: the failover tests.
-PACKAGES=(redis-server redis-sentinel ruby ruby-sidekiq ruby-activejob puma ruby-webrick podman runc debootstrap chromium curl)
+PACKAGES=(redis-server redis-sentinel ruby ruby-sidekiq ruby-activejob puma ruby-webrick podman runc debootstrap chromium curl openssl)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

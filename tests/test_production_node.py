@@ -664,6 +664,8 @@ def test_rescue_counts_only_started_jobs(
         from gokogeri.rescue import Rescuer
 
         node = quick_node(cm)
+        # As a node that has seen Redis answer for longer than rescue_after.
+        node.runtime.redis_ok_since -= 10
         Rescuer(node.runtime, rescue_after=2.0).run_once()
         counted = [k for k in r.keys("gokogeri:rescued:*")]
         assert counted == [f"gokogeri:rescued:{poison}".encode()]
@@ -774,3 +776,26 @@ def test_node_every_enqueues_periodic_jobs_while_running(
     with NodeThread(node):
         wait_for(lambda: len(ticks) >= 2, timeout=10)
     assert len(set(ticks)) == len(ticks)  # one job per tick
+
+
+def test_rescue_waits_rescue_after_once_redis_is_back(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    """After an outage every node looks silent; no rescue until live ones could beat."""
+    from gokogeri.rescue import Rescuer
+
+    r.hset(
+        "gokogeri:working",
+        "gokogeri:working:ghost:default",
+        json.dumps({"identity": "ghost", "queue": "default"}),
+    )
+    r.lpush("gokogeri:working:ghost:default", b'{"class":"X","args":[],"jid":"j1"}')
+    rt = quick_node(cm).runtime
+    rescuer = Rescuer(rt, rescue_after=2.0)
+    rt.redis_ok_since -= 10
+    rt.redis_failed()  # an outage, as the heartbeat or the rescuer saw it
+    assert rescuer.run_once() == 0
+    rt.redis_ok()  # Redis answers again: wait rescue_after more
+    assert rescuer.run_once() == 0 and r.llen("queue:default") == 0
+    rt.redis_ok_since -= 2.0
+    assert rescuer.run_once() == 1 and r.llen("queue:default") == 1

@@ -275,8 +275,8 @@ PROTO_VARIANTS = (
     ("base", ""),
     ("mark-off", "mark-off"),
     ("mark-noreply", "mark-noreply"),
-    ("ack-lazy", "ack-lazy"),
-    ("mark-noreply+ack-lazy", "mark-noreply,ack-lazy"),
+    ("mark-batched", "mark-batched"),
+    ("mark-batched+ack-lazy", "mark-batched,ack-lazy"),
 )
 
 

@@ -9,6 +9,10 @@ replaces one method by name; a tree without that method is left alone.
   sent ``CLIENT REPLY OFF`` once: one send() per job, no poll for replies, no
   reply to read, no Lua (the hash's TTL is set once here; a real change would
   refresh it from the heartbeat).
+- ``mark-batched``: processors only note (thread, digest) in memory; the
+  dispatcher writes the notes (one HSET + EXPIRE, pipelined) before its next
+  round trip. No socket call in the processor, but a job can start before its
+  marker is in Redis (a crash in that window is not counted as a start).
 - ``ack-lazy``: acknowledge() wakes the dispatcher only once a pool's worth
   of acknowledgements is waiting (or the fetched-job buffer is empty), so they
   ride on fetch round trips instead of causing their own.
@@ -62,7 +66,38 @@ def _ack_lazy() -> None:
     reliable.ReliableFetch.acknowledge = acknowledge  # type: ignore[method-assign]  # prototype
 
 
-PATCHES = {"mark-off": _mark_off, "mark-noreply": _mark_noreply, "ack-lazy": _ack_lazy}
+def _mark_batched() -> None:
+    from gokogeri import reliable, started
+
+    # tid -> digest of the job each processor thread is starting, written by
+    # the dispatcher before its next round trip instead of by the processor.
+    pending: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def mark(self: Any, tid: str, payload: bytes) -> None:
+        d = started.digest(payload)
+        with lock:
+            pending[tid] = d
+
+    orig = reliable.ReliableFetch._round_trip
+
+    def round_trip(self: Any, want: int, acks: list[Any]) -> int:
+        with lock:
+            marks = dict(pending)
+            pending.clear()
+        if marks:
+            pipe = self._cm.client.pipeline(transaction=False)
+            pipe.hset(self.marks._key, mapping=marks)
+            pipe.expire(self.marks._key, started.MARK_TTL)
+            pipe.execute()
+        return int(orig(self, want, acks))
+
+    started.StartMarks.mark = mark  # type: ignore[method-assign]  # prototype
+    reliable.ReliableFetch._round_trip = round_trip  # type: ignore[method-assign]  # prototype
+
+
+PATCHES = {"mark-off": _mark_off, "mark-noreply": _mark_noreply, "ack-lazy": _ack_lazy,
+           "mark-batched": _mark_batched}
 
 
 def apply_from_env() -> list[str]:

@@ -78,9 +78,9 @@ def dispositions(bads: list[Bad], entries: list[dead.DeadEntry]) -> dict[str, di
 
 @pytest.mark.xfail(
     strict=True,
-    reason="defect (reported): retry.dead_payload buries invalid UTF-8 as U+FFFD-replaced "
-    "text that decodes as a valid job with no reason (raw bytes not kept), and a job "
-    "holding a lone surrogate as its original text without error fields",
+    reason="defect (reported): a failed job holding a lone surrogate (valid JSON, "
+    'e.g. "\\ud800") is buried as its original text without error fields, so its '
+    "dead entry reads as a valid job with no reason (retry.dead_payload)",
 )
 def test_fuzz_10000_bad_1000_valid(
     r: redispy.Redis, ledger: Ledger, node_factory: NodeFactory

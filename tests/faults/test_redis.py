@@ -43,13 +43,6 @@ def rescues_logged(nodes: list[NodeProc]) -> int:
 # 20 s is the long outage: longer than the rescue window by far, and than a
 # blocking fetch's socket timeout (5 s + 2 s), shorter than the 60 s heartbeat
 # TTL; it costs 20 s of CI time, which the suite's budget allows.
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (reported): Redis keeps heartbeat TTLs running while it is down, so "
-    "after an outage longer than rescue_after the first rescue pass takes live nodes "
-    "for dead and requeues jobs they hold (duplicates); fix: judge silence by "
-    "min(TTL silence, Redis uptime, rescuer's own reachable time)",
-)
 @pytest.mark.parametrize("down", [2.0, 20.0], ids=["down2s", "down20s"])
 def test_redis_restart_with_aof(
     down: float, r: redispy.Redis, ledger: Ledger, sut: FaultRedis, node_factory: NodeFactory

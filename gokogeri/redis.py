@@ -692,6 +692,18 @@ def _text(value: Any) -> str:
 # --- the manager ---
 
 
+# Live ConnManagers, so a forked child drops the send() cache it inherited.
+_MANAGERS: weakref.WeakSet[ConnManager] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cm in list(_MANAGERS):
+        cm._forget_idle_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class ConnManager:
     """The connection pool for one Redis (or Sentinel service), plus key names
     in its namespace."""
@@ -730,6 +742,14 @@ class ConnManager:
             # one instead of failing, as Sidekiq's connection_pool does.
             self._pool = _BlockingPool(**self._shared_kwargs())
         self._client = redispy.Redis(connection_pool=self._pool)
+        # send()'s connections, out of the pool while idle (see send); at most
+        # half the pool, so clients of the pool itself always find one. Not
+        # under Sentinel: the Sentinel pool moves a connection to the new
+        # master only at checkout and release, and after a failover the old
+        # master keeps accepting writes for seconds (they would be lost).
+        self._idle: list[Any] = []
+        self._idle_max = 0 if self._sentinels is not None else max(1, self.config.pool_size // 2)
+        _MANAGERS.add(self)
 
     def _shared_kwargs(self) -> dict[str, Any]:
         # Options in the URL's query (socket_timeout=..., as redis-py's
@@ -768,20 +788,25 @@ class ConnManager:
         """Send ``commands`` in one round trip on a pooled connection; their replies.
 
         The same as a non-transactional pipeline without its bookkeeping,
-        which costs about a third of a small enqueue's time. A connection
+        which costs about a third of a small enqueue's time. Connections for
+        send() are kept in a small lock-free cache in front of the pool: a
+        checkout from redis-py's pool (lock, pid and health bookkeeping, its
+        metrics hooks) cost more than the encoding of a job. A connection
         error while sending is retried once on a fresh connection (nothing
         reached Redis); one while reading is raised, because the commands
         may have run and a retry could push a job twice.
         """
         self._watch()
-        pool: Any = self._pool  # redis-py leaves get_connection/release untyped
         for attempt in (1, 2):
-            conn = pool.get_connection()
+            conn = self._take()
             try:
                 try:
                     conn.send_packed_command(conn.pack_commands(commands))
                 except (redispy.ConnectionError, redispy.TimeoutError):
                     conn.disconnect()
+                    # Redis restarted or a failover cut us: every cached
+                    # connection is as dead as this one.
+                    self._drop_idle()
                     if attempt == 2:
                         raise
                     continue
@@ -795,13 +820,42 @@ class ConnManager:
                         replies.append(e)
                     except BaseException:
                         conn.disconnect()
+                        self._drop_idle()
                         raise
                 if error is not None:
                     raise error
                 return replies
             finally:
-                pool.release(conn)
+                self._give(conn)
         raise AssertionError("unreachable")
+
+    def _take(self) -> Any:
+        try:
+            return self._idle.pop()  # atomic under the GIL: no lock
+        except IndexError:
+            pool: Any = self._pool  # redis-py leaves get_connection untyped
+            return pool.get_connection()
+
+    def _give(self, conn: Any) -> None:
+        if len(self._idle) < self._idle_max:
+            self._idle.append(conn)
+        else:
+            pool: Any = self._pool
+            pool.release(conn)
+
+    def _drop_idle(self) -> None:
+        pool: Any = self._pool
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return
+            conn.disconnect()
+            pool.release(conn)
+
+    def _forget_idle_after_fork(self) -> None:
+        # The parent's sockets: never used (nor closed) by the child.
+        self._idle = []
 
     def dedicated(self) -> redispy.Redis:
         """A client with its own single connection, for blocking commands.
@@ -822,6 +876,7 @@ class ConnManager:
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        self._drop_idle()
         self._pool.disconnect()
         if self._sentinels is not None:
             with contextlib.suppress(Exception):

@@ -167,7 +167,7 @@ def counted_drain(name: str, start: Any, n: int, log_dir: Path) -> dict[str, Any
 
 
 def spy(n: int, mode: str, out_dir: Path, log_dir: Path, kind: str = "incr",
-        tree: Path | None = None, label: str = "") -> dict[str, Any]:
+        tree: Path | None = None, label: str = "", concurrency: int = 10) -> dict[str, Any]:
     """py-spy on a node draining ``n`` jobs of ``kind``: mode "gil" or "idle".
     ``tree``: another checkout of gokogeri for the node (A/B profiles)."""
     import redis as redispy
@@ -188,7 +188,9 @@ def spy(n: int, mode: str, out_dir: Path, log_dir: Path, kind: str = "incr",
     env = {"PYTHONPATH": str(tree)} if tree is not None else None
     try:
         fill_sidekiq_format(server.url, n, kind)
-        node = gk_start("reliable", "off", tag=name, env=env)(server.url, log_dir, 0)[0]
+        jobs = "async" if kind.startswith("async") else "all"
+        node = gk_start("reliable", "off", tag=name, env=env, concurrency=concurrency,
+                        jobs=jobs)(server.url, log_dir, 0)[0]
         # Attach once jobs flow, so the node's imports at boot are not in the profile.
         wait_for(lambda: int(r.llen("queue:default")) < n, BOOT_TIMEOUT, interval=0.002)
         argv = [pyspy, "record", "--pid", str(node.pid), "--format", "speedscope",
@@ -307,4 +309,6 @@ def run(n: int, out_dir: Path, log_dir: Path, ref_tree: Path | None = None,
                                     label="ref")
         res["ref"] = ref
     res["noop_jobs"] = noop_n
+    # The async path: INCR through ctx.aredis on 100 slots (an all-async router).
+    res["pyspy_async"] = spy(n, "gil", out_dir, log_dir, kind="async-incr-ctx", concurrency=100)
     return res

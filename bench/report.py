@@ -231,7 +231,7 @@ def _ioprofile(res: dict[str, Any]) -> list[str]:
                 calls = ", ".join(f"{k} {v}" for k, v in d["redis_calls_per_job"].items())
                 out.append(f"- {name}, Redis commands per job: {calls}")
         out.append("")
-    for key in ("pyspy_noop", "pyspy_noop_ref", "pyspy_gil"):
+    for key in ("pyspy_noop", "pyspy_noop_ref", "pyspy_gil", "pyspy_async"):
         sp = p.get(key, {})
         g = sp.get("gil_us_per_job")
         if not g:
@@ -261,7 +261,8 @@ def _other(res: dict[str, Any]) -> list[str]:
     enq = res.get("enqueue")
     if enq:
         out += ["## Enqueue (one process, one thread; jobs/s, median)", "",
-                "| | gokogeri | Sidekiq 6.4.1 (Ruby) | ratio |", "|---|---:|---:|---:|"]
+                "| | gokogeri [min..max] | Sidekiq 6.4.1 (Ruby) [min..max] | ratio [per-round] |",
+                "|---|---:|---:|---:|"]
         for mode, gk, label in (
             ("single", "gokogeri", "enqueue vs push"),
             ("bulk", "gokogeri_many", "enqueue_many vs push_bulk, 1,000 per call"),
@@ -272,8 +273,16 @@ def _other(res: dict[str, Any]) -> list[str]:
             g, s = e.get(gk, {}).get("rate"), e.get("sidekiq", {}).get("rate")
             if gk not in e or "n" not in e:
                 continue
-            out.append(f"| {label} ({e['n']:,} jobs) | {_fmt(g)} | {_fmt(s)} | "
-                       f"{_fmt(_ratio(g, s), '.2f')}x |")
+            gr = e.get(gk, {}).get("rates") or []
+            sr = e.get("sidekiq", {}).get("rates") or []
+            paired = [a / b for a, b in zip(gr, sr, strict=False) if b]
+
+            def span(rs: list[float]) -> str:
+                return f" [{min(rs):,.0f}..{max(rs):,.0f}]" if len(rs) > 1 else ""
+
+            pr = f" [{min(paired):.2f}..{max(paired):.2f}]" if len(paired) > 1 else ""
+            out.append(f"| {label} ({e['n']:,} jobs) | {_fmt(g)}{span(gr)} | {_fmt(s)}{span(sr)} | "
+                       f"{_fmt(_ratio(g, s), '.2f')}x{pr} |")
         out.append("")
     lat = res.get("latency")
     if lat:

@@ -247,7 +247,15 @@ def metrics_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
                         kind, n, f"gk-{kind}-metrics-off"))
         if quick:  # the smoke run only checks that the observer loads and runs
             rows = [dataclasses.replace(rows[-1], baseline=None)]
-            break
+            return rows
+    # The observer's share once the runtime's own per-job cost is down (the
+    # batched start-marker prototype, workers/gk_patches.py).
+    env = {"BENCH_PATCH": "mark-batched"}
+    rows.append(Row("gk-noop-metrics-off-proto", "gokogeri noop, no observers, mark-batched prototype",
+                    gk_target("gk-noop-metrics-off-proto", env=env), "noop", noop_n))
+    rows.append(Row("gk-noop-metrics-on-proto", "gokogeri noop, SidekiqMetrics, mark-batched prototype",
+                    gk_target("gk-noop-metrics-on-proto", metrics="on", env=env, unavailable=missing),
+                    "noop", noop_n, "gk-noop-metrics-off-proto"))
     return rows
 
 

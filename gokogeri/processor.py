@@ -449,8 +449,7 @@ class Pool:
         payload = dead_payload(uow.payload, reason)
         # The reason can quote payload values: it goes to the dead set, not to the log.
         self._log.error(
-            "invalid job payload (%s bytes) on queue %s sent to the dead set; "
-            "its error_message says why",
+            "invalid job payload (%s bytes) on queue %s sent to the dead set; see it there",
             len(uow.payload),
             escape(uow.queue),
         )

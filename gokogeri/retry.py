@@ -255,7 +255,12 @@ def dead_payload(raw: bytes, reason: str) -> str | bytes:
         fields["raw_base64"] = base64.b64encode(raw).decode()
     try:
         text = jsonc.dumps(fields)
-        text.encode("utf-8")  # a lone surrogate decodes but cannot be written
+        text.encode("utf-8")
     except CODEC_ERRORS:
-        return raw
+        try:
+            # A lone surrogate (\ud800) decodes but cannot be written as UTF-8:
+            # escaped, it is valid JSON and valid UTF-8, error fields kept.
+            return json.dumps(fields, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        except CODEC_ERRORS:
+            return raw
     return text

@@ -19,6 +19,7 @@ trap 'bash interop/podman-service.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== static checks"
 ruff check gokogeri codegen tests interop bench examples
 bash tests/typecheck.sh
+mypy --strict --explicit-package-bases tests/faults
 
 echo "== tests and interop"
 "$PYTHON" -m pytest tests interop -p no:cacheprovider "$@"

@@ -17,7 +17,6 @@ import random
 import time
 from collections import Counter
 
-import pytest
 import redis as redispy
 
 from tests.faults import dead
@@ -76,12 +75,6 @@ def dispositions(bads: list[Bad], entries: list[dead.DeadEntry]) -> dict[str, di
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (reported): a failed job holding a lone surrogate (valid JSON, "
-    'e.g. "\\ud800") is buried as its original text without error fields, so its '
-    "dead entry reads as a valid job with no reason (retry.dead_payload)",
-)
 def test_fuzz_10000_bad_1000_valid(
     r: redispy.Redis, ledger: Ledger, node_factory: NodeFactory
 ) -> None:

@@ -677,7 +677,7 @@ class RubySidekiq:
     reaches a Redis on 127.0.0.1, with the job file's folder mounted read-only
     at /app. The image needs only Ruby and the sidekiq gem: ``ruby:3.3`` plus
     ``gem install sidekiq``, or a Debian image with ruby-sidekiq (see
-    docs/testing.md for an offline build).
+    the README's Testing section for an offline build).
     """
 
     def __init__(

@@ -337,7 +337,7 @@ def leftovers(r: redispy.Redis) -> dict[str, int]:
     return out
 
 
-# --- figures for docs/reliability.md ---
+# --- figures for the README's Reliability section ---
 
 
 def report(test: str, **figures: Any) -> None:

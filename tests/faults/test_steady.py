@@ -2,7 +2,7 @@
 other for dead: a steady drain runs every job exactly once.
 
 FAULTS_STEADY_SECONDS sets how long jobs keep arriving (25 s in CI; the 60 s
-run is reported in docs/reliability.md).
+run is reported in the README's Reliability section).
 """
 
 from __future__ import annotations

@@ -255,6 +255,25 @@ def run(
     cfg = config_from(redis_url, namespace, timestamp_format=timestamps.value)
     if not isinstance(target_obj, Node):
         connect(cfg).close()  # one line, not a traceback, if Redis is not there
+
+    def make_node(index: int) -> Node:  # with -p: in each child, after the fork
+        node = build_node(
+            target_obj,
+            logger=logger,
+            queues=queue or [],
+            concurrency=concurrency,
+            tag=tag,
+            fetch=fetch.value,
+            timeout=timeout,
+            config=cfg,
+            compat=sidekiq_compat.value,
+        )
+        if sidekiq_metrics:
+            from gokogeri.metrics import SidekiqMetrics
+
+            SidekiqMetrics.attach(node)  # writes nothing for --sidekiq-compat 6
+        return node
+
     if processes != 1 or max_rss is not None:
         if isinstance(target_obj, Node):
             raise typer.BadParameter(
@@ -268,24 +287,6 @@ def run(
             )
         from gokogeri.swarm import Swarm
 
-        def make_node(index: int) -> Node:  # runs in each child, after the fork
-            node = build_node(
-                target_obj,
-                logger=logger,
-                queues=queue or [],
-                concurrency=concurrency,
-                tag=tag,
-                fetch=fetch.value,
-                timeout=timeout,
-                config=cfg,
-                compat=sidekiq_compat.value,
-            )
-            if sidekiq_metrics:
-                from gokogeri.metrics import SidekiqMetrics
-
-                SidekiqMetrics.attach(node)
-            return node
-
         swarm = Swarm(
             make_node,
             processes,
@@ -294,24 +295,10 @@ def run(
             shutdown_timeout=timeout,
         )
         raise typer.Exit(swarm.run())
-    node = build_node(
-        target_obj,
-        logger=logger,
-        queues=queue or [],
-        concurrency=concurrency,
-        tag=tag,
-        fetch=fetch.value,
-        timeout=timeout,
-        config=cfg,
-        compat=sidekiq_compat.value,
-    )
+    node = make_node(0)
     if isinstance(target_obj, Node):
         connect(node.cm.config).close()
     install_signal_handlers(node)
-    if sidekiq_metrics:
-        from gokogeri.metrics import SidekiqMetrics
-
-        SidekiqMetrics.attach(node)  # writes nothing for --sidekiq-compat 6
     server = None
     if metrics_port is not None:
         from gokogeri.prometheus import start_metrics_server

@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 import redis as redispy
 
-import gokogeri
 from gokogeri import redis as gredis
+
+# The helpers the pytest plugin's users get; tests import them from here.
+from gokogeri.testing import NodeThread as NodeThread
 from gokogeri.testing import RedisServer
+from gokogeri.testing import wait_for as wait_for
 
 RUBY_DIR = Path(__file__).parent / "ruby"
 
@@ -120,37 +123,6 @@ def sidekiq(redis_url: str) -> Iterator[SidekiqProcess]:
     proc = SidekiqProcess(redis_url, ["default", "ruby"])
     yield proc
     proc.stop()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-class NodeThread:
-    """A Node running in a thread of the test process."""
-
-    def __init__(self, node: gokogeri.Node) -> None:
-        import threading
-
-        self.node = node
-        self.thread = threading.Thread(target=node.run, name="test-node", daemon=True)
-
-    def __enter__(self) -> NodeThread:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.node.stop(5)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
 
 
 class NodeProcess:

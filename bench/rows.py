@@ -290,20 +290,27 @@ PROTO_VARIANTS = (
 
 def proto_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
     rows = []
-    for kind, n in (("noop", noop_n), ("incr", io_n), ("sleep", io_n)):
-        variants: tuple[tuple[str, str], ...] = (
-            PROTO_VARIANTS if kind != "sleep" else (PROTO_VARIANTS[0], PROTO_VARIANTS[-1])
-        )
-        if quick:
-            variants = (PROTO_VARIANTS[-1],)
+    short = (PROTO_VARIANTS[0], PROTO_VARIANTS[3])  # base, mark-batched
+    cases: list[tuple[str, int, int, tuple[tuple[str, str], ...]]] = [
+        ("noop", noop_n, 10, PROTO_VARIANTS),
+        ("incr", io_n, 10, PROTO_VARIANTS),
+        ("incr-ctx", io_n, 10, short),
+        ("sleep", io_n, 10, (PROTO_VARIANTS[0], PROTO_VARIANTS[-1])),
+        ("async-sleep", io_n, 100, short),
+        ("async-incr-ctx", io_n, 100, short),
+    ]
+    if quick:
+        cases = [("noop", noop_n, 10, (PROTO_VARIANTS[-1],))]
+    for kind, n, c, variants in cases:
         for name, patch in variants:
-            key = f"gk-{kind}-{name}"
+            key = f"gk-{kind}-c{c}-{name}"  # "gk-async..." keys get an all-async router
             env = {"BENCH_PATCH": patch} if patch else None
-            rows.append(Row(key, f"gokogeri {kind}, {name}", gk_target(key, env=env), kind, n,
-                            None if name == "base" or quick else f"gk-{kind}-base",
-                            ideal=10_000 if kind == "sleep" else None))
-        if quick:
-            break
+            ideal = c * 1000.0 if "sleep" in kind else None
+            unavailable = ctx_available("aredis" if "async" in kind else "redis") if "ctx" in kind else None
+            rows.append(Row(key, f"gokogeri {kind} c={c}, {name}",
+                            gk_target(key, env=env, concurrency=c, unavailable=unavailable), kind, n,
+                            None if name == "base" or quick else f"gk-{kind}-c{c}-base",
+                            ideal=ideal))
     return rows
 
 

@@ -301,6 +301,14 @@ def proto_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
     ]
     if quick:
         cases = [("noop", noop_n, 10, (PROTO_VARIANTS[-1],))]
+    else:
+        # Sidekiq in the same rounds, so a prototype's ratio to it is same-run too.
+        rows += [
+            Row("sk-noop-c10", "Sidekiq 6.4.1 no-op, -c 10", sk_target("sk-noop-c10"), "noop", noop_n),
+            Row("sk-incr-c10", "Sidekiq 6.4.1 INCR, -c 10", sk_target("sk-incr-c10"), "incr", io_n),
+            Row("sk-sleep-c10", "Sidekiq 6.4.1 sleep 0.001, -c 10", sk_target("sk-sleep-c10"),
+                "sleep", io_n, ideal=10_000),
+        ]
     for kind, n, c, variants in cases:
         for name, patch in variants:
             key = f"gk-{kind}-c{c}-{name}"  # "gk-async..." keys get an all-async router

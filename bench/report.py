@@ -170,6 +170,7 @@ def _rows_tables(res: dict[str, Any]) -> list[str]:
         if not sc:
             continue
         rows = sc.get("rows", {})
+        with_sk = any(r.get("vs_sidekiq") is not None for r in rows.values())
         head = f"## {title}"
         if name == "ab":
             head += f": ref {sc.get('ref')} = {sc.get('ref_commit', '')[:10]}"
@@ -178,8 +179,9 @@ def _rows_tables(res: dict[str, Any]) -> list[str]:
                 "median / median of the baseline row, with the min..max of the per-round ratios. "
                 "Jobs carry sidekiqload's args [\"string\", i, {\"mike\": \"bob\"}], crash-safe "
                 "fetch, logging off unless stated.", "",
-                "| row | jobs | jobs/s | spread | worker CPU us/job (cores) | vs | ratio [per-round] | of ideal |",
-                "|---|---:|---:|---:|---:|---|---:|---:|"]
+                "| row | jobs | jobs/s | spread | worker CPU us/job (cores) | vs | ratio [per-round] | of ideal |"
+                + (" / Sidekiq same job [per-round] |" if with_sk else ""),
+                "|---|---:|---:|---:|---:|---|---:|---:|" + ("---:|" if with_sk else "")]
         for r in rows.values():
             if "rate" not in r:
                 out.append(f"| {r['label']} | {r.get('n', '')} | "
@@ -191,10 +193,15 @@ def _rows_tables(res: dict[str, Any]) -> list[str]:
             base = rows.get(r.get("baseline") or "", {}).get("label", "") if r.get("baseline") else ""
             ideal = "" if r.get("of_ideal") is None else f"{100 * r['of_ideal']:.0f}%"
             part = " (time-boxed)" if r.get("partial") else ""
+            sk = ""
+            if r.get("vs_sidekiq") is not None:
+                skr = r.get("vs_sidekiq_runs") or [r["vs_sidekiq"]]
+                sk = f"{r['vs_sidekiq']:.2f}x [{min(skr):.2f}..{max(skr):.2f}]"
             out.append(
                 f"| {r['label']} | {r['n']:,} | {r['rate']:,.0f}{part} | "
                 f"{r['rate_min']:,.0f}..{r['rate_max']:,.0f} ({r['spread_pct']:.0f}%) | "
                 f"{r['cpu_us_per_job']:.0f} ({r['cpu_share']:.2f}) | {base} | {ratio} | {ideal} |"
+                + (f" {sk} |" if with_sk else "")
             )
         out.append("")
     return out

@@ -56,6 +56,7 @@ class Row:
     baseline: str | None = None  # key of the row this one is compared to
     ideal: float | None = None  # jobs/s a perfect runtime would reach
     tree: str | None = None  # the gokogeri checkout the worker must import
+    sidekiq: str | None = None  # key of a Sidekiq row to compare with as well
 
 
 def gk_target(
@@ -139,6 +140,14 @@ def run_rows(rows: list[Row], repeats: int, log_dir: Path, max_drain_s: float) -
                 if "rate" in a and "rate" in b
             ]
             r["vs_baseline_runs"] = paired
+        sk = out["rows"].get(row.sidekiq or "", {})
+        if "rate" in r and "rate" in sk:
+            r["vs_sidekiq"] = r["rate"] / sk["rate"]
+            r["vs_sidekiq_runs"] = [
+                a["rate"] / b["rate"]
+                for a, b in zip(r["runs"], sk["runs"], strict=False)
+                if "rate" in a and "rate" in b
+            ]
         if "rate" in r and row.ideal:
             r["of_ideal"] = r["rate"] / row.ideal
     return out
@@ -315,10 +324,11 @@ def proto_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
             env = {"BENCH_PATCH": patch} if patch else None
             ideal = c * 1000.0 if "sleep" in kind else None
             unavailable = ctx_available("aredis" if "async" in kind else "redis") if "ctx" in kind else None
+            twin = "noop" if "noop" in kind else "incr" if "incr" in kind else "sleep"
             rows.append(Row(key, f"gokogeri {kind} c={c}, {name}",
                             gk_target(key, env=env, concurrency=c, unavailable=unavailable), kind, n,
                             None if name == "base" or quick else f"gk-{kind}-c{c}-base",
-                            ideal=ideal))
+                            ideal=ideal, sidekiq=None if quick else f"sk-{twin}-c10"))
     return rows
 
 

@@ -4,6 +4,7 @@
 # Loads every generated job module: require_relative "path/to/this/all"
 require_relative "charge_invoice"
 require_relative "generate_report"
+require_relative "invoice_reminder"
 require_relative "nightly_cleanup"
 require_relative "send_welcome_email"
 require_relative "sync_contact"

@@ -39,8 +39,11 @@ def define_job(path, contract)
   parent.const_set(name, klass)
 end
 
+# Sidekiq job contracts (ActiveJob contracts have no CLASS_NAME: they are
+# mixed into a Rails job class, and tested with real Rails in tests/codegen).
 CONTRACTS = GokogeriContracts.constants.sort.map { |c| GokogeriContracts.const_get(c) }
                              .select { |m| m.is_a?(Module) && m.const_defined?(:ARGS, false) }
+                             .select { |m| m.const_defined?(:CLASS_NAME, false) }
 CONTRACTS.each { |c| define_job(c::CLASS_NAME, c) }
 
 input = JSON.parse($stdin.read)

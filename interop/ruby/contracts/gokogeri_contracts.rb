@@ -574,6 +574,113 @@ module GokogeriContracts
     end
   end
 
+  # --- Rails ActiveJob jobs ("x-gokogeri": {"activejob": true}) ---
+  #
+  # ActiveJob serializes the Ruby values itself, so these specs only check them: encode at
+  # perform_later (before_enqueue), decode in perform (before_perform). Both return the value.
+  class RubyValueSpec
+    def initialize(what, &test)
+      @what = what
+      @test = test
+    end
+
+    def encode(value, path)
+      return value if @test.call(value)
+
+      raise Invalid.new(path, "must be #{@what}, got #{Text.describe(value)}")
+    end
+
+    alias decode encode
+  end
+
+  # ActiveJob's value types, by schema format (ActiveSupport is looked up only when checking).
+  module ActiveJobFormats
+    module_function
+
+    def time_like?(value)
+      value.is_a?(::Time) || value.is_a?(::DateTime) ||
+        (defined?(::ActiveSupport::TimeWithZone) && value.is_a?(::ActiveSupport::TimeWithZone))
+    end
+
+    def spec(format)
+      case format
+      when "date-time" then RubyValueSpec.new("a Time") { |v| time_like?(v) }
+      when "ruby-datetime" then RubyValueSpec.new("a DateTime") { |v| v.is_a?(::DateTime) }
+      when "ruby-time-with-zone"
+        RubyValueSpec.new("an ActiveSupport::TimeWithZone") { |v| v.is_a?(::ActiveSupport::TimeWithZone) }
+      when "date" then RubyValueSpec.new("a Date") { |v| v.is_a?(::Date) && !v.is_a?(::DateTime) }
+      when "duration" then RubyValueSpec.new("an ActiveSupport::Duration") { |v| v.is_a?(::ActiveSupport::Duration) }
+      when "decimal" then DecimalSpec.new
+      when "ruby-symbol" then RubyValueSpec.new("a Symbol") { |v| v.is_a?(::Symbol) }
+      when "globalid"
+        RubyValueSpec.new("a GlobalID-locatable record") { |v| v.respond_to?(:to_global_id) && !v.is_a?(::Module) }
+      when "ruby-module" then RubyValueSpec.new("a Module") { |v| v.is_a?(::Module) }
+      when "uuid" then UuidSpec.new
+      else raise ::ArgumentError, "unknown ActiveJob format #{format}"
+      end
+    end
+  end
+
+  # format decimal: a BigDecimal. Rails before 7.1 has no BigDecimal serializer: perform then
+  # gets the number as a String, which the perform-side check accepts.
+  class DecimalSpec
+    NUMBER = /\A[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\z/.freeze
+
+    def encode(value, path)
+      if defined?(::BigDecimal) && value.is_a?(::BigDecimal)
+        return value if value.finite?
+
+        raise Invalid.new(path, "must be a finite BigDecimal, got #{value}")
+      end
+      raise Invalid.new(path, "must be a BigDecimal, got #{Text.describe(value)}")
+    end
+
+    def decode(value, path)
+      return value if value.is_a?(::String) && NUMBER.match?(value)
+
+      encode(value, path)
+    end
+  end
+
+  # A Rails job's perform signature: positional Args, then keyword arguments (the last
+  # argument hash, flagged by ActiveJob's ruby2_keywords) checked by an ObjectSpec.
+  class ActiveJobArgs
+    attr_reader :job_class
+
+    def initialize(job_class, args, min_items, keywords = nil, keywords_name = "keywords")
+      @job_class = job_class
+      @args = Args.new(job_class, args, [min_items, args.length].min)
+      @keywords = keywords
+      @keywords_name = keywords_name
+    end
+
+    # job.arguments at perform_later (:enqueue) or before perform (:perform); raises
+    # GokogeriContracts::ArgumentError naming the argument and the rule, as Python does.
+    def check(arguments, side)
+      positional = arguments.dup
+      kwargs = {}
+      last = positional.last
+      kwargs = positional.pop if last.is_a?(::Hash) && ::Hash.ruby2_keywords_hash?(last)
+      side == :enqueue ? @args.encode(positional) : @args.decode(positional)
+      if @keywords.nil?
+        raise keyword_error("", "#{@job_class}#perform takes no keyword arguments") unless kwargs.empty?
+      else
+        begin
+          side == :enqueue ? @keywords.encode(kwargs, "") : @keywords.decode(kwargs, "")
+        rescue Invalid => e
+          raise keyword_error(e.path, e.rule)
+        end
+      end
+      nil
+    end
+
+    private
+
+    def keyword_error(path, rule)
+      ArgumentError.new(@job_class, @args.args.length, @keywords_name, path, rule)
+    end
+  end
+
   # Sidekiq-style options for one push: Contract.set(queue: "low").perform_async(...).
   class Setter
     def initialize(contract, options)

@@ -1,5 +1,6 @@
 """Per-call costs on the path of an I/O-bound job, one thread, no contention
-(bench/ioprof.py runs it). Prints one JSON line: {name: microseconds per call, best of 5 rounds}.
+(bench/ioprof.py runs it). Prints one JSON line: {name: microseconds per call, best of 5 rounds}; names
+ending in ``_cpu`` are this process's CPU time per call (user + system).
 
 What it times, each against a private redis-server on loopback:
 - INCR through redis-py's default ConnectionPool (a module-level client),
@@ -41,13 +42,20 @@ def per_call(fn: Callable[[], object], n: int, rounds: int = 5) -> float:
     for _ in range(min(n // 10, 1000)):  # warm-up
         fn()
     k = max(n // rounds, 1)
-    best = float("inf")
+    best = best_cpu = float("inf")
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(k):
             fn()
         best = min(best, (time.perf_counter() - t0) / k)
+        best_cpu = min(best_cpu, (time.process_time() - c0) / k)
+    LAST_CPU[0] = 1e6 * best_cpu
     return 1e6 * best
+
+
+# CPU time (user + system, this process) per call of the last per_call(): what a
+# call costs the GIL-holding process, as opposed to the wall time spent waiting.
+LAST_CPU = [0.0]
 
 
 def handoff(n: int) -> float:
@@ -79,6 +87,48 @@ def handoff(n: int) -> float:
     return 1e6 * dt / n
 
 
+def async_costs(url: str, n: int) -> dict[str, float]:
+    """INCR awaited in sequence on one loop: through redis.asyncio (what
+    ctx.aredis and a module-level async client use) and on a bare asyncio
+    stream writing RESP by hand (the floor for an async job's round trip)."""
+    import asyncio
+
+    import redis.asyncio as aredis
+
+    async def go() -> dict[str, float]:
+        res: dict[str, float] = {}
+        client = aredis.Redis.from_url(url)
+        for _ in range(200):
+            await client.incr("m")
+        best = cpu = float("inf")
+        for _ in range(5):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(n // 5):
+                await client.incr("m")
+            best = min(best, (time.perf_counter() - t0) / (n // 5))
+            cpu = min(cpu, (time.process_time() - c0) / (n // 5))
+        res["aincr_redis_asyncio"] = 1e6 * best
+        res["aincr_redis_asyncio_cpu"] = 1e6 * cpu
+        await client.aclose()
+        host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        cmd = b"*2\r\n$4\r\nINCR\r\n$1\r\nm\r\n"
+        best = cpu = float("inf")
+        for _ in range(5):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(n // 5):
+                writer.write(cmd)
+                await reader.readline()
+            best = min(best, (time.perf_counter() - t0) / (n // 5))
+            cpu = min(cpu, (time.process_time() - c0) / (n // 5))
+        res["aincr_raw_stream"] = 1e6 * best
+        res["aincr_raw_stream_cpu"] = 1e6 * cpu
+        writer.close()
+        return res
+
+    return asyncio.run(go())
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
@@ -89,7 +139,9 @@ def main() -> None:
     plain = redispy.Redis.from_url(a.url)
     cm = gredis.ConnManager(gredis.Config(url=a.url))
     out["incr_default_pool"] = per_call(lambda: plain.incr("m"), n)
+    out["incr_default_pool_cpu"] = LAST_CPU[0]
     out["incr_gokogeri_pool"] = per_call(lambda: cm.client.incr("m"), n)
+    out["incr_gokogeri_pool_cpu"] = LAST_CPU[0]
     # redis-py leaves Connection and execute_command untyped: called through Any.
     conn: Any = plain.connection_pool.get_connection()
     execute: Any = plain.execute_command
@@ -99,6 +151,7 @@ def main() -> None:
         conn.read_response()
 
     out["incr_raw_connection"] = per_call(raw_incr, n)
+    out["incr_raw_connection_cpu"] = LAST_CPU[0]
     plain.connection_pool.release(conn)
     for name, pool in (("default", plain.connection_pool), ("gokogeri", cm.client.connection_pool)):
         def get_release(pool: redispy.ConnectionPool = pool) -> None:
@@ -114,6 +167,7 @@ def main() -> None:
         marks = StartMarks(cm, "bench:micro", gokogeri.nop_logger())
         marks.load()
         out["mark_started_send"] = per_call(lambda: marks.mark("tid", PAYLOAD), n)
+        out["mark_started_send_cpu"] = LAST_CPU[0]
         marks.close()
         script = marks._script  # the text the runtime sends each time
         key = cm.keys.started("bench:micro")
@@ -132,6 +186,7 @@ def main() -> None:
     out["job_decode"] = per_call(lambda: gokogeri.Job.decode(PAYLOAD), n)
     out["context_new"] = per_call(lambda: gokogeri.Context(), n)
     out["thread_handoff_round"] = handoff(n // 4)
+    out.update(async_costs(a.url, n // 2))
     cm.close()
     plain.close()
     print(json.dumps({k: round(v, 2) for k, v in out.items()}))

@@ -1,9 +1,10 @@
 """``python -m bench``: run every benchmark, write bench/results/, print the table.
 
-    python -m bench                 # full run (~15 min): results/latest.json + drain.png
+    python -m bench                 # full run (~40 min): results/latest.json + drain.png
+    python -m bench --only ab --ref 487d089   # this tree vs a commit (temporary git worktree)
     python -m bench --quick         # harness smoke test (<60 s), results/quick.json
     python -m bench --setup-peers   # once: virtualenvs for RQ, Dramatiq, huey, arq, Celery
-    python -m bench --only drain    # a subset: ceiling,drain,enqueue,latency,scheduled,rss,profile
+    python -m bench --only drain    # a subset: see --help for the scenario names
 
 Systems that are not installed (Sidekiq, a peer's virtualenv, py-spy) are
 reported as skipped, never as failures, so --quick runs anywhere gokogeri's

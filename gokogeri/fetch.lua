@@ -4,9 +4,12 @@
 -- Crash-safe fetch: acknowledge finished jobs and move up to N new ones into
 -- this node's working lists, in one round trip.
 --
--- KEYS: queue:<q1>, <working q1>, queue:<q2>, <working q2>, ... (pair i = KEYS[2i-1], KEYS[2i])
+-- KEYS: queue:<q1>, <working q1>, queue:<q2>, <working q2>, ... (pair i = KEYS[2i-1], KEYS[2i]),
+-- and last, this node's start-marker hash
 -- ARGV[1]: how many jobs to move at most (0 = acknowledge only)
 -- ARGV[2]: number of acknowledgements n, followed by n (pair index, payload) couples
+-- then: number of start markers m, the markers' TTL, and m (thread id, digest) couples
+-- (started.py: which job each processor thread started since the last call)
 -- then: nq (queues per order), norders, and norders orders of nq pair indexes.
 -- Each job slot tries the queues in its own order, as if it were its own
 -- BRPOP: weighted queue sets pass one shuffled order per slot, strict ones
@@ -19,6 +22,19 @@ for _ = 1, nacks do
   -- count -1: search from the tail, where the oldest (usually finished) jobs are
   redis.call('LREM', KEYS[tonumber(ARGV[i]) * 2], -1, ARGV[i + 1])
   i = i + 2
+end
+local nmarks = tonumber(ARGV[i])
+local ttl = ARGV[i + 1]
+i = i + 2
+if nmarks > 0 then
+  local marks = {}
+  for _ = 1, nmarks do
+    marks[#marks + 1] = ARGV[i]
+    marks[#marks + 1] = ARGV[i + 1]
+    i = i + 2
+  end
+  redis.call('HSET', KEYS[#KEYS], unpack(marks))
+  redis.call('EXPIRE', KEYS[#KEYS], ttl)
 end
 local out = {}
 if limit == 0 then return out end

@@ -32,7 +32,7 @@ from gokogeri.prefetch import PrefetchSizer
 from gokogeri.queues import QueueSet
 from gokogeri.redis import ConnManager
 from gokogeri.retry import Outcome, RetryPolicy
-from gokogeri.started import StartMarks
+from gokogeri.started import MARK_TTL, StartMarks
 from gokogeri.waiters import IdleWaiters
 
 # How long the dispatcher sleeps when nothing wakes it (a safety net: every
@@ -65,7 +65,10 @@ class ReliableFetch:
         for q, w in zip(self.queues, self.working_keys, strict=True):
             self._keys_flat += [keys.queue(q), w]
         self.sizer = PrefetchSizer(instances, prefetch)
-        self.marks = StartMarks(cm, identity, logger)
+        self.marks = StartMarks()
+        self._started_key = keys.started(identity)
+        # fetch.lua's keys: the (queue, working list) pairs, then the marker hash.
+        self._fetch_keys = [*self._keys_flat, self._started_key]
         self.waiters = IdleWaiters(
             cm,
             logger,
@@ -105,7 +108,6 @@ class ReliableFetch:
         self._requeue_script = scripts.load(client, "requeue.lua")
         self._settle = scripts.load(client, "settle.lua")
         self._register = scripts.load(client, "register.lua")
-        self.marks.load()
         args: list[str] = []
         for q, w in zip(self.queues, self.working_keys, strict=True):
             args += [w, json.dumps({"identity": self._identity, "queue": q})]
@@ -154,7 +156,6 @@ class ReliableFetch:
             self._requeue_all()
         except redispy.RedisError as e:
             self._log.warning("could not flush the working lists at stop (rescue will): %s", e)
-        self.marks.close()
         self._unregister()
 
     def _unregister(self) -> None:
@@ -171,7 +172,7 @@ class ReliableFetch:
             if empty:
                 client.hdel(self._cm.keys.working_registry, *empty)
             if len(empty) == len(self.working_keys):
-                self.marks.clear()
+                client.delete(self._started_key)
         except redispy.RedisError as e:
             self._log.warning("could not unregister working lists: %s", e)
 
@@ -196,6 +197,9 @@ class ReliableFetch:
 
     def starting(self, tid: str, uow: UnitOfWork) -> None:
         self.marks.mark(tid, uow.payload)
+        if self._waiting:  # an idle dispatcher writes the marker now
+            with self._cv:
+                self._cv.notify()
 
     def observe(self, seconds: float) -> None:
         self.sizer.observe(seconds)
@@ -258,7 +262,7 @@ class ReliableFetch:
                     if self._closing:
                         return
                     want = self._want()
-                    if self._acks or want:
+                    if self._acks or want or self.marks:
                         acks, self._acks = self._acks, []
                         break
                     self._waiting = True
@@ -291,6 +295,8 @@ class ReliableFetch:
         args: list[Any] = [want, len(acks)]
         for uow in acks:
             args += [uow.pair, uow.payload]
+        marks = self.marks.drain()
+        args += [len(marks) // 2, MARK_TTL, *marks]
         if want:
             if self._strict:
                 args += [len(self.queues), 1, *self._order()]
@@ -300,7 +306,11 @@ class ReliableFetch:
                 args += [len(self.queues), want]
                 for _ in range(want):
                     args += self._order()
-        reply = self._fetch(keys=self._keys_flat, args=args)
+        try:
+            reply = self._fetch(keys=self._fetch_keys, args=args)
+        except BaseException:
+            self.marks.restore(marks)
+            raise
         if not reply:
             return 0
         queues = self.queues

@@ -10,9 +10,11 @@ present.
 
 A job that keeps killing its node would be rescued forever. Only jobs that
 had started count (started.py's markers: prefetched jobs never ran and are
-innocent); each rescue of a started job counts, by jid or, for a payload
-without one, by a digest of its bytes, and on the MAX_RESCUES-th the job goes
-to the dead set instead, with an error that says so.
+innocent), plus, in a list where the dead node left no marker at all, its
+oldest job (a job that killed its node within one round trip of starting);
+each rescue counts, by jid or, for a payload without one, by a digest of its
+bytes, and on the MAX_RESCUES-th the job goes to the dead set instead, with
+an error that says so.
 
 Each list is rescued on its own: a list that fails (a payload that cannot be
 read, Redis refusing one command) is logged and retried on the next pass,
@@ -177,12 +179,20 @@ class Rescuer:
         client = self._cm.client
         keys = self._cm.keys
         payloads = cast(list[bytes], client.lrange(working_key, 0, -1))  # newest first
+        digests = [digest(p).encode() for p in payloads]
+        counted = {i for i, d in enumerate(digests) if d in started}
+        if payloads and not counted:
+            # No marker for this list: the node may have died within one
+            # round trip of starting a job (started.py), and the job its
+            # processors took first is the oldest. A job that kills its node
+            # at once is counted this way at every start.
+            counted = {len(payloads) - 1}
         moved = 0
         requeue_args: list[bytes | int] = []
-        for payload in payloads:
-            d = digest(payload)
+        for i, payload in enumerate(payloads):
+            d = digests[i].decode()
             count = 0
-            if d.encode() in started:
+            if i in counted:
                 ident = _jid(payload) or d
                 count = int(self._count(keys=[keys.rescued(ident)], args=[RESCUE_COUNT_TTL]))
             if count >= MAX_RESCUES:

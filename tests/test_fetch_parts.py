@@ -47,6 +47,7 @@ def test_idle_waiters_hand_over_one_job_and_release_the_others(
     faults: list[BaseException] = []
     keys = cm.keys
     queues = [(q, i + 1, keys.queue(q), keys.working("me", q)) for i, q in enumerate(["a", "b"])]
+
     def blocked() -> int:
         return sum(1 for c in r.client_list() if c.get("cmd") == "blmove")
 
@@ -69,29 +70,28 @@ def test_idle_waiters_hand_over_one_job_and_release_the_others(
     assert not any(t.is_alive() for t in waiters.threads) and not faults
 
 
-def test_start_marks_record_the_job_each_thread_starts(
-    cm: gredis.ConnManager, r: redispy.Redis
-) -> None:
-    marks = StartMarks(cm, "node-1", gokogeri.nop_logger())
-    marks.load()
+def test_start_marks_keep_the_latest_job_per_thread() -> None:
+    marks = StartMarks()
 
-    def run(tid: str, payload: bytes) -> None:
-        marks.mark(tid, payload)
+    def run(tid: str) -> None:
+        for n in range(100):
+            marks.mark(tid, f"{tid}-job{n}".encode())
 
-    threads = [threading.Thread(target=run, args=(f"t{i}", f"job{i}".encode())) for i in range(3)]
+    threads = [threading.Thread(target=run, args=(f"t{i}",)) for i in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    key = cm.keys.started("node-1")
-    wait_for(lambda: r.hlen(key) == 3)
-    assert r.hgetall(key) == {
-        f"t{i}".encode(): digest(f"job{i}".encode()).encode() for i in range(3)
+    drained = marks.drain()
+    assert dict(zip(drained[::2], drained[1::2], strict=True)) == {
+        f"t{i}": digest(f"t{i}-job99".encode()) for i in range(3)
     }
-    assert 0 < r.ttl(key) <= 24 * 3600
-    marks.close()
-    marks.clear()
-    assert not r.exists(key)
+    assert not marks and marks.drain() == []
+    marks.mark("t0", b"old")
+    failed = marks.drain()
+    marks.mark("t0", b"new")  # recorded while the round trip failed
+    marks.restore(failed)
+    assert marks.drain() == ["t0", digest(b"new")]
 
 
 def test_dispatcher_fetches_acknowledges_and_pushes_back(
@@ -114,13 +114,18 @@ def test_dispatcher_fetches_acknowledges_and_pushes_back(
         assert all(u is not None for u in first)
         # 4 running + 6 prefetched are held in the working list, nothing more.
         wait_for(lambda: r.llen(working) == 10)
-        for uow in first:
+        for n, uow in enumerate(first):
             assert uow is not None
-            fetch.starting("t0", uow)
+            fetch.starting(f"t{n}", uow)
             fetch.acknowledge(uow)
         # The acknowledgements ride on the next round trip; 6 still buffered is
         # above the low-water mark, so nothing new is fetched.
         wait_for(lambda: r.llen(working) == 6 and r.llen("queue:default") == 20)
+        # The start markers rode on the same round trip.
+        started = r.hgetall(cm.keys.started("node-2"))
+        assert started == {
+            f"t{n}".encode(): digest(u.payload).encode() for n, u in enumerate(first) if u
+        }
     finally:
         fetch.close()
     # Closing pushed every unstarted job back, oldest first; the acknowledged are gone.

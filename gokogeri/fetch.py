@@ -34,7 +34,7 @@ ERROR_PAUSE = 1.0
 class UnitOfWork:
     """One fetched job: its queue, its exact bytes, and where it is held."""
 
-    __slots__ = ("abandoned", "pair", "payload", "queue")
+    __slots__ = ("abandoned", "jid", "pair", "payload", "queue")
 
     def __init__(self, queue: str, payload: bytes, pair: int) -> None:
         self.queue = queue
@@ -43,6 +43,7 @@ class UnitOfWork:
         # Set when shutdown pushed the job back while it still ran: whatever
         # the worker does after that must not be written anywhere.
         self.abandoned = False
+        self.jid: str | None = None  # once decoded (start markers name the job by it)
 
 
 class Fetcher(Protocol):

@@ -37,7 +37,7 @@ from gokogeri.job import restamp, stamp_format
 from gokogeri.log import escape
 from gokogeri.retry import CODEC_ERRORS, dead_payload
 from gokogeri.runtime import Runtime
-from gokogeri.started import digest
+from gokogeri.started import digest, marker
 
 MAX_RESCUES = 3
 RESCUE_AFTER = 30.0  # seconds without a beat before a node counts as dead
@@ -179,7 +179,7 @@ class Rescuer:
         client = self._cm.client
         keys = self._cm.keys
         payloads = cast(list[bytes], client.lrange(working_key, 0, -1))  # newest first
-        digests = [digest(p).encode() for p in payloads]
+        digests = [marker(p, _jid(p)).encode() for p in payloads]
         counted = {i for i, d in enumerate(digests) if d in started}
         if payloads and not counted:
             # No marker for this list: the node may have died within one
@@ -190,10 +190,9 @@ class Rescuer:
         moved = 0
         requeue_args: list[bytes | int] = []
         for i, payload in enumerate(payloads):
-            d = digests[i].decode()
             count = 0
             if i in counted:
-                ident = _jid(payload) or d
+                ident = _jid(payload) or digest(payload)
                 count = int(self._count(keys=[keys.rescued(ident)], args=[RESCUE_COUNT_TTL]))
             if count >= MAX_RESCUES:
                 moved += self._to_dead(working_key, payload, count)

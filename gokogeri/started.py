@@ -33,6 +33,11 @@ def digest(payload: bytes) -> str:
     return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 
+def marker(payload: bytes, jid: str | None) -> str:
+    """How a start marker names a job: by jid (free), else by digest."""
+    return "j:" + jid if jid else digest(payload)
+
+
 class StartMarks:
     """Markers recorded by processor threads, drained by the dispatcher."""
 
@@ -40,11 +45,11 @@ class StartMarks:
         # append/popleft are atomic: processors never take a lock here.
         self._pending: deque[tuple[str, str]] = deque()
 
-    def mark(self, tid: str, payload: bytes) -> None:
-        self._pending.append((tid, digest(payload)))
+    def mark(self, tid: str, payload: bytes, jid: str | None = None) -> None:
+        self._pending.append((tid, marker(payload, jid)))
 
-    def __bool__(self) -> bool:
-        return bool(self._pending)
+    def __len__(self) -> int:
+        return len(self._pending)
 
     def drain(self) -> list[str]:
         """Every recorded marker as HSET arguments (tid, digest, ...), the latest per thread."""

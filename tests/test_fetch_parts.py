@@ -13,7 +13,7 @@ from gokogeri import redis as gredis
 from gokogeri.fetch import UnitOfWork
 from gokogeri.prefetch import MAX_BATCH, MAX_PREFETCH, PrefetchSizer
 from gokogeri.reliable import ReliableFetch
-from gokogeri.started import StartMarks, digest
+from gokogeri.started import StartMarks, digest, marker
 from gokogeri.waiters import IdleWaiters
 from tests.conftest import wait_for
 
@@ -124,7 +124,7 @@ def test_dispatcher_fetches_acknowledges_and_pushes_back(
         # The start markers rode on the same round trip.
         started = r.hgetall(cm.keys.started("node-2"))
         assert started == {
-            f"t{n}".encode(): digest(u.payload).encode() for n, u in enumerate(first) if u
+            f"t{n}".encode(): marker(u.payload, None).encode() for n, u in enumerate(first) if u
         }
     finally:
         fetch.close()

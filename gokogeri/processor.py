@@ -41,6 +41,8 @@ from gokogeri.worker import Context, Router, Worker, dispatch_name, is_async
 
 # How long an idle processor waits for work before re-checking for shutdown.
 RETRIEVE_TIMEOUT = 0.5
+# Escaped class names remembered for log lines (payloads choose the names: bounded).
+MAX_ESCAPED_NAMES = 1000
 
 
 def thread_tid() -> str:
@@ -117,6 +119,8 @@ class Pool:
         self._router = worker if isinstance(worker, Router) else None
         needs_loop = is_async(worker) or (self._router is not None and self._router.has_async())
         self._loop = LoopThread(f"{name}-loop") if needs_loop else None
+        # Class names as they appear in log lines (escaping costs more than the lookup).
+        self._escaped: dict[str, str] = {}
         # id(worker) -> is its work() a coroutine function; workers live as long as the pool.
         self._async_of: dict[int, bool] = {}
         self.clients = JobClients(runtime.cm, async_pool_size=instances)
@@ -251,7 +255,14 @@ class Pool:
         ctx = Context(self._rt.cancelled, log, self._rt.identity, queue, self.clients)
         kv = ""
         if info or log.isEnabledFor(logging.WARNING):
-            kv = f"class={escape(dispatch_name(job))} jid={escape(job.jid or '')}"
+            name = dispatch_name(job)
+            cls = self._escaped.get(name)
+            if cls is None:
+                cls = escape(name)
+                if len(self._escaped) < MAX_ESCAPED_NAMES:
+                    self._escaped[name] = cls
+            jid = job.jid or ""
+            kv = f"class={cls} jid={jid if jid.isalnum() and len(jid) <= 64 else escape(jid)}"
         if info:
             self._joblog.line(kv, "start")
         if log.isEnabledFor(logging.DEBUG):

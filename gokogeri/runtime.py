@@ -63,6 +63,8 @@ class Runtime:
     # nodes have had rescue_after seconds to beat again.
     redis_ok_since: float = field(default_factory=time.monotonic)
     redis_down: bool = False
+    _observer_fns: list[Callable[[JobEvent], Any]] | None = field(default=None, repr=False)
+    _observer_count: int = field(default=0, repr=False)
 
     def redis_failed(self) -> None:
         self.redis_down = True
@@ -98,10 +100,19 @@ class Runtime:
             self.call("death handler", handler, job, exc)
 
     def notify(self, event: JobEvent) -> None:
-        for obs in self.observers:
-            fn = getattr(obs, "job_finished", None)
-            if fn is not None:
-                self.call("observer", fn, event)
+        # Once per job: the bound methods are looked up once, not per call.
+        for fn in self._job_finished():
+            try:
+                fn(event)
+            except Exception:
+                self.logger.exception("observer %s raised", escape(getattr(fn, "__qualname__", fn)))
+
+    def _job_finished(self) -> list[Callable[[JobEvent], Any]]:
+        if self._observer_fns is None or self._observer_count != len(self.observers):
+            fns = [getattr(o, "job_finished", None) for o in self.observers]
+            self._observer_fns = [f for f in fns if f is not None]
+            self._observer_count = len(self.observers)
+        return self._observer_fns
 
     def observers_beat(self, method: Literal["beat", "close"]) -> None:
         for obs in self.observers:

@@ -28,7 +28,7 @@ from typing import Any
 def _mark_off() -> None:
     from gokogeri import started
 
-    started.StartMarks.mark = lambda self, tid, payload: None  # type: ignore[method-assign]  # prototype
+    started.StartMarks.mark = lambda self, *args: None  # type: ignore[method-assign]  # prototype
 
 
 def _mark_noreply() -> None:

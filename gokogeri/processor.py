@@ -127,7 +127,9 @@ class Pool:
         has_sync = (
             self._router.has_sync() if self._router is not None else not is_async(worker)
         )
-        self.async_fast = needs_loop and not has_sync and not len(middleware)
+        # Decided again at start(): middleware may be added after the pool is built.
+        self._all_async = needs_loop and not has_sync
+        self.async_fast = self._all_async and not len(middleware)
         self._slots = threading.BoundedSemaphore(instances)
         self._free_tids = [f"{name}a{i}" for i in range(instances)]
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,6 +144,8 @@ class Pool:
     # --- lifecycle ---
 
     def start(self) -> None:
+        # Server middleware wraps a whole job, so it needs the thread-per-job path.
+        self.async_fast = self._all_async and not len(self._middleware)
         if self._loop is not None:
             self._loop.start()
         self.fetcher.start()

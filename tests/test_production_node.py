@@ -799,3 +799,28 @@ def test_rescue_waits_rescue_after_once_redis_is_back(
     assert rescuer.run_once() == 0 and r.llen("queue:default") == 0
     rt.redis_ok_since -= 2.0
     assert rescuer.run_once() == 1 and r.llen("queue:default") == 1
+
+
+def test_middleware_added_after_process_queues_wraps_async_jobs(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    seen: list[str] = []
+    router = gokogeri.Router()
+
+    @router.handle("AsyncJob")
+    async def handle(ctx: gokogeri.Context, job: Job) -> None:
+        seen.append("job")
+
+    def middleware(ctx: gokogeri.Context, job: Job, queue: str, call_next: Any) -> Any:
+        seen.append("before")
+        result = call_next()
+        seen.append("after")
+        return result
+
+    node = quick_node(cm)
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 2)
+    node.middleware.add(middleware)  # after the pool exists, as instrument() may do
+    Enqueuer(cm).enqueue(Job("AsyncJob"))
+    with NodeThread(node):
+        wait_for(lambda: "after" in seen)
+    assert seen == ["before", "job", "after"]

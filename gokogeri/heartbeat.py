@@ -42,9 +42,10 @@ def make_identity() -> str:
     return f"{host}:{os.getpid()}:{os.urandom(6).hex()}"
 
 
-def rss_kb() -> int:
+def rss_kb(pid: int | str = "self") -> int:
+    """Resident memory of a process (this one by default) in KiB; 0 if unknown."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid}/statm") as f:
             pages = int(f.read().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE") // 1024
     except (OSError, ValueError, IndexError):

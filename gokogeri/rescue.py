@@ -37,7 +37,7 @@ from gokogeri.job import restamp, stamp_format
 from gokogeri.log import escape
 from gokogeri.retry import CODEC_ERRORS, dead_payload
 from gokogeri.runtime import Runtime
-from gokogeri.started import digest, marker
+from gokogeri.started import MAX_JID, digest, marker
 
 MAX_RESCUES = 3
 RESCUE_AFTER = 30.0  # seconds without a beat before a node counts as dead
@@ -179,8 +179,9 @@ class Rescuer:
         client = self._cm.client
         keys = self._cm.keys
         payloads = cast(list[bytes], client.lrange(working_key, 0, -1))  # newest first
-        digests = [marker(p, _jid(p)).encode() for p in payloads]
-        counted = {i for i, d in enumerate(digests) if d in started}
+        jids = [_jid(p) for p in payloads]
+        names = [marker(p, jid).encode() for p, jid in zip(payloads, jids, strict=True)]
+        counted = {i for i, name in enumerate(names) if name in started}
         if payloads and not counted:
             # No marker for this list: the node may have died within one
             # round trip of starting a job (started.py), and the job its
@@ -192,7 +193,7 @@ class Rescuer:
         for i, payload in enumerate(payloads):
             count = 0
             if i in counted:
-                ident = _jid(payload) or digest(payload)
+                ident = jids[i] or digest(payload)
                 count = int(self._count(keys=[keys.rescued(ident)], args=[RESCUE_COUNT_TTL]))
             if count >= MAX_RESCUES:
                 moved += self._to_dead(working_key, payload, count)
@@ -255,4 +256,4 @@ def _jid(payload: bytes) -> str | None:
     except CODEC_ERRORS:
         return None
     jid = fields.get("jid") if isinstance(fields, dict) else None
-    return jid if isinstance(jid, str) and jid and len(jid) <= 64 else None
+    return jid if isinstance(jid, str) and jid and len(jid) <= MAX_JID else None

@@ -33,9 +33,14 @@ def digest(payload: bytes) -> str:
     return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 
+# Longest jid a marker or a rescue counter key is named by (Sidekiq's are 24
+# characters; a payload's jid is otherwise arbitrary text).
+MAX_JID = 64
+
+
 def marker(payload: bytes, jid: str | None) -> str:
     """How a start marker names a job: by jid (free), else by digest."""
-    return "j:" + jid if jid else digest(payload)
+    return "j:" + jid if jid and len(jid) <= MAX_JID else digest(payload)
 
 
 class StartMarks:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from gokogeri.heartbeat import rss_kb
 from gokogeri.node import CANCEL_GRACE, Node
 
 # Environment variable a child finds its index in (0-based), for application code.
@@ -69,16 +70,6 @@ def processes_for(n: int) -> int:
 def index_tag(tag: str, index: int) -> str:
     """The Web UI tag of child ``index``: the node's tag with the index appended."""
     return f"{tag}.{index}" if tag else f"swarm.{index}"
-
-
-def child_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` in KiB (0 if unknown)."""
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 @dataclass
@@ -246,7 +237,7 @@ class Swarm:
         for slot in self._slots:
             if not slot.pid or slot.recycling:
                 continue
-            rss = child_rss_kb(slot.pid)
+            rss = rss_kb(slot.pid)
             if rss > limit:
                 # Quiet, then stop: the node finishes its running jobs within
                 # its grace period (unfinished ones go back to their queues),

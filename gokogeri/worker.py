@@ -13,7 +13,6 @@ loop. Optional per-worker hooks, as Sidekiq's ``sidekiq_retry_in`` and
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
@@ -258,12 +257,3 @@ class Router:
                 f"{worker!r} is async: it runs on a node's event loop, not through Router.work"
             )
         worker.work(ctx, job)
-
-
-def run_coroutine(coro: Awaitable[Any]) -> Any:
-    """Run ``coro`` to completion on a private loop (FakeEnqueuer.drain, tests)."""
-
-    async def wrap() -> Any:
-        return await coro
-
-    return asyncio.run(wrap())

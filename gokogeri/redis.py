@@ -48,6 +48,7 @@ import redis.sentinel as rsentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from gokogeri import wire
 from gokogeri.keys import Keys
 
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -440,6 +441,10 @@ class _UnixConnection(_ExplainingMixin, rconn.UnixDomainSocketConnection):
     pass
 
 
+for _cls in (_Connection, _SSLConnection, _UnixConnection):
+    wire.register(_cls)
+
+
 # --- Sentinel ---
 
 
@@ -791,7 +796,8 @@ class ConnManager:
         which costs about a third of a small enqueue's time. Connections for
         send() are kept in a small lock-free cache in front of the pool: a
         checkout from redis-py's pool (lock, pid and health bookkeeping, its
-        metrics hooks) cost more than the encoding of a job. A connection
+        metrics hooks) cost more than the encoding of a job; the command I/O
+        itself is gokogeri.wire's. A connection
         error while sending is retried once on a fresh connection (nothing
         reached Redis); one while reading is raised, because the commands
         may have run and a retry could push a job twice.
@@ -801,33 +807,51 @@ class ConnManager:
             conn = self._take()
             try:
                 try:
-                    conn.send_packed_command(conn.pack_commands(commands))
-                except (redispy.ConnectionError, redispy.TimeoutError):
-                    conn.disconnect()
+                    if wire.supported(conn):
+                        packed = b"".join([wire.pack(c, conn) for c in commands])
+                        replies = wire.call(conn, packed, len(commands))
+                    else:  # Sentinel-managed or RESP3: redis-py's own path
+                        replies = self._send_slow(conn, commands)
+                except wire.NotSent:
                     # Redis restarted or a failover cut us: every cached
                     # connection is as dead as this one.
                     self._drop_idle()
                     if attempt == 2:
                         raise
                     continue
-                replies: list[Any] = []
-                error: redispy.ResponseError | None = None
-                for _ in commands:
-                    try:
-                        replies.append(conn.read_response())
-                    except redispy.ResponseError as e:
-                        error = error or e  # read every reply to keep the connection in step
-                        replies.append(e)
-                    except BaseException:
-                        conn.disconnect()
-                        self._drop_idle()
-                        raise
-                if error is not None:
-                    raise error
+                except (redispy.ConnectionError, redispy.TimeoutError):
+                    self._drop_idle()
+                    raise
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        if isinstance(reply, redispy.ConnectionError):  # LOADING, NOAUTH
+                            conn.disconnect()
+                            self._drop_idle()
+                        raise reply
                 return replies
             finally:
                 self._give(conn)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _send_slow(conn: Any, commands: tuple[tuple[Any, ...], ...]) -> list[Any]:
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+        except (redispy.ConnectionError, redispy.TimeoutError) as e:
+            conn.disconnect()
+            raise wire.NotSent(str(e)) from e
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redispy.ResponseError as e:
+                replies.append(e)  # read every reply to keep the connection in step
+            except (redispy.BusyLoadingError, redispy.AuthenticationError) as e:
+                replies.append(e)  # replies (LOADING, NOAUTH), as wire.call returns them
+            except BaseException:
+                conn.disconnect()
+                raise
+        return replies
 
     def _take(self) -> Any:
         try:

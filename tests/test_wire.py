@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis as redispy

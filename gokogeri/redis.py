@@ -802,15 +802,16 @@ class ConnManager:
         reached Redis); one while reading is raised, because the commands
         may have run and a retry could push a job twice.
         """
-        self._watch()
+        if self._watcher is not None:
+            self._watcher.ensure_started()  # after a fork, listen again
         for attempt in (1, 2):
             conn = self._take()
             try:
                 try:
                     if wire.supported(conn):
-                        packed = b"".join([wire.pack(c, conn) for c in commands])
+                        packed = wire.pack_many(commands, conn)
                         replies = wire.call(conn, packed, len(commands))
-                    else:  # Sentinel-managed or RESP3: redis-py's own path
+                    else:  # Sentinel-managed: redis-py's own path
                         replies = self._send_slow(conn, commands)
                 except wire.NotSent:
                     # Redis restarted or a failover cut us: every cached

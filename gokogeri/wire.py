@@ -55,23 +55,22 @@ _LEAN_TYPES: set[type] = {rconn.Connection, rconn.SSLConnection, rconn.UnixDomai
 _RECV = 65536
 
 
-def _gil_send() -> tuple[Callable[[int, bytes, int, int], int], int] | None:
-    """libc's send(2) called with the GIL held, and its non-blocking flags; None
-    where that is not available (no MSG_NOSIGNAL: a closed peer would raise
-    SIGPIPE instead of EPIPE)."""
-    flags = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
+def _gil_send() -> tuple[Callable[[int, bytes, int, int], int] | None, int]:
+    """libc's send(2) called with the GIL held, and its non-blocking flags; no
+    function where that is not available (no MSG_NOSIGNAL: a closed peer would
+    raise SIGPIPE instead of EPIPE)."""
     if not hasattr(socket, "MSG_DONTWAIT") or not hasattr(socket, "MSG_NOSIGNAL"):
-        return None
+        return None, 0
     try:
         fn: Any = ctypes.PyDLL(None).send
     except (OSError, AttributeError):
-        return None
+        return None, 0
     fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
     fn.restype = ctypes.c_ssize_t
-    return fn, flags
+    return fn, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 
 
-_SEND = _gil_send()
+_SEND, _SEND_FLAGS = _gil_send()
 # hiredis >= 3.2 returns RESP3 push messages as this type.
 _PUSH: type | None = getattr(hiredis, "PushNotification", None)
 
@@ -130,6 +129,7 @@ class Wire:
 
 
 def _wire(conn: Any) -> Wire:
+    """The connection's Wire, connecting first and re-made for a new socket."""
     if conn._sock is None:
         conn.connect()
     wire: Wire | None = getattr(conn, "_gokogeri_wire", None)
@@ -154,6 +154,13 @@ def pack(args: tuple[Any, ...], conn: Any) -> bytes:
     return packed
 
 
+def pack_many(commands: tuple[tuple[Any, ...], ...], conn: Any) -> bytes:
+    """Several commands in RESP, for one send."""
+    if len(commands) == 1:
+        return pack(commands[0], conn)
+    return b"".join([pack(c, conn) for c in commands])
+
+
 def call(conn: Any, packed: bytes, replies: int) -> list[Any]:
     """Send ``packed`` (``replies`` commands) and read their replies.
 
@@ -166,16 +173,20 @@ def call(conn: Any, packed: bytes, replies: int) -> list[Any]:
     try:
         if conn.health_check_interval and time.monotonic() > conn.next_health_check:
             conn.check_health()  # redis-py's PING after a long idle (reconnects if stale)
-        wire = _wire(conn)
+        wire: Wire | None = getattr(conn, "_gokogeri_wire", None)
+        sock = conn._sock
+        if wire is None or wire.sock is not sock or sock.gettimeout() is not None:
+            wire = _wire(conn)
+            sock = wire.sock
     except (OSError, redispy.ConnectionError, redispy.TimeoutError) as e:
         conn.disconnect()
         raise NotSent(str(e)) from e
-    sock = wire.sock
     sent = 0
     try:
-        if wire.fd >= 0 and _SEND is not None:
-            sent = max(_SEND[0](wire.fd, packed, len(packed), _SEND[1]), 0)  # see the module doc
-        if sent < len(packed):
+        if wire.fd >= 0:
+            sent = _SEND(wire.fd, packed, len(packed), _SEND_FLAGS)  # type: ignore[misc]  # fd >= 0: set
+        if sent != len(packed):
+            sent = max(sent, 0)
             sock.sendall(packed[sent:] if sent else packed)
     except OSError as e:
         conn.disconnect()
@@ -187,18 +198,20 @@ def call(conn: Any, packed: bytes, replies: int) -> list[Any]:
     out: list[Any] = []
     try:
         while True:
+            # Nothing of ours is buffered before the first recv (a push may be).
+            n = sock.recv_into(buf)
+            if not n:
+                raise redispy.ConnectionError("Connection closed by server.")
+            reader.feed(buf, 0, n)  # type: ignore[arg-type]  # hiredis takes any buffer
             reply = reader.gets()
-            if reply is False:
-                n = sock.recv_into(buf)
-                if not n:
-                    raise redispy.ConnectionError("Connection closed by server.")
-                reader.feed(buf, 0, n)  # type: ignore[arg-type]  # hiredis takes any buffer
-                continue
-            if _PUSH is not None and isinstance(reply, _PUSH):
-                continue  # not a reply (see the module doc)
-            out.append(reply)
-            if len(out) == replies:
-                break
+            while reply is not False:
+                if _PUSH is None or not isinstance(reply, _PUSH):  # a push is no reply
+                    out.append(reply)
+                    if len(out) == replies:
+                        if conn.health_check_interval:
+                            conn.next_health_check = time.monotonic() + conn.health_check_interval
+                        return out
+                reply = reader.gets()
     except (TimeoutError, BlockingIOError) as e:  # Python's timeout / the kernel's
         conn.disconnect()
         raise redispy.TimeoutError("Timeout reading from socket") from e
@@ -208,6 +221,3 @@ def call(conn: Any, packed: bytes, replies: int) -> list[Any]:
     except BaseException:
         conn.disconnect()  # protocol error, or interrupted mid-reply: out of step
         raise
-    if conn.health_check_interval:
-        conn.next_health_check = time.monotonic() + conn.health_check_interval
-    return out

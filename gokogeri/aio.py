@@ -17,6 +17,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from gokogeri.timers import precise_timers
+
 
 class LoopThread:
     def __init__(self, name: str) -> None:
@@ -30,6 +32,7 @@ class LoopThread:
         self._thread.start()
 
     def _run(self) -> None:
+        precise_timers()  # asyncio.sleep in jobs ends on time (see timers.py)
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_forever()

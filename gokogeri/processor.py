@@ -37,6 +37,7 @@ from gokogeri.middleware import ServerChain
 from gokogeri.queues import QueueSet
 from gokogeri.retry import CODEC_ERRORS, Outcome, dead_payload, error_class_name, failure_outcome
 from gokogeri.runtime import Runtime
+from gokogeri.timers import precise_timers
 from gokogeri.worker import Context, Router, Worker, dispatch_name, is_async
 
 # How long an idle processor waits for work before re-checking for shutdown.
@@ -210,6 +211,7 @@ class Pool:
     # --- the processor loop ---
 
     def _run(self) -> None:
+        precise_timers()  # a job's sleeps and timeouts end on time (see timers.py)
         tid = thread_tid()
         self._processed[tid] = 0
         self._failed[tid] = 0

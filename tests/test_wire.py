@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -108,3 +109,21 @@ def test_resp3_push_messages_are_not_taken_for_replies(
     time.sleep(0.05)
     assert fast.get("w:other") is None  # the push is skipped, the reply is GET's
     assert fast.get("w:tracked") == b"2"
+
+
+def test_polling_stops_on_a_connection_whose_replies_are_late(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    """A single-threaded caller polls for replies (see wire.SPIN_US); a Redis
+    that answers later than that (remote, or paused here) puts it back to
+    sleeping in recv, and the replies are the same either way."""
+    assert cm.send(("SET", "w:late", "1")) == [b"OK"]
+    conn = cm._idle[-1]  # the connection send() used and keeps
+    state = conn._gokogeri_wire
+    polling = threading.active_count() == 1
+    for _ in range(2):
+        r.client_pause(30)  # every reply now comes > 30 ms later
+        assert cm.send(("GET", "w:late")) == [b"1"]
+    if polling:  # (other tests' threads may still be winding down)
+        assert state.spin < 0, "cooling down: not polling"
+    assert cm.send(("GET", "w:late")) == [b"1"]

@@ -57,6 +57,10 @@ class Fetcher(Protocol):
     def retrieve(self, timeout: float) -> UnitOfWork | None:
         """The next job for a processor, or None after ``timeout`` seconds or once quiet."""
 
+    def ready(self) -> UnitOfWork | None:
+        """A job already fetched and waiting, if any; never blocks (None when
+        the fetcher holds no jobs of its own, as BRPOP's does not)."""
+
     def starting(self, tid: str, uow: UnitOfWork) -> None:
         """Called right before the job runs on processor ``tid``; never raises."""
 
@@ -154,6 +158,9 @@ class BasicFetch:
             conn = (client, int(client.client_id()))
             self._local.conn = conn
         return conn
+
+    def ready(self) -> UnitOfWork | None:
+        return None  # each job is a BRPOP of its own
 
     def retrieve(self, timeout: float) -> UnitOfWork | None:
         if self._quiet.is_set():

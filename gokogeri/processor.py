@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import threading
 import time
 import traceback
@@ -42,6 +43,10 @@ from gokogeri.worker import Context, Router, Worker, dispatch_name, is_async
 
 # How long an idle processor waits for work before re-checking for shutdown.
 RETRIEVE_TIMEOUT = 0.5
+# Async fast path: most jobs handed to the event loop in one wake-up of it.
+FEED_BATCH = 64
+# How often wait() looks whether the async fast path's coroutines are done.
+ASYNC_WAIT_POLL = 0.005
 # Escaped class names remembered for log lines (payloads choose the names: bounded).
 MAX_ESCAPED_NAMES = 1000
 
@@ -131,11 +136,13 @@ class Pool:
         # Decided again at start(): middleware may be added after the pool is built.
         self._all_async = needs_loop and not has_sync
         self.async_fast = self._all_async and not len(middleware)
-        self._slots = threading.BoundedSemaphore(instances)
-        self._free_tids = [f"{name}a{i}" for i in range(instances)]
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight = 0
-        self._inflight_cv = threading.Condition()
+        # Async fast path: the slots (named like processor threads) not running
+        # a coroutine; a C queue, so taking and giving one back costs no Python lock.
+        self._async_tids = [f"{name}a{i}" for i in range(instances)]
+        self._free: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for tid in self._async_tids:
+            self._free.put(tid)
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # tid -> its running coroutine
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
         # Per-thread counters, summed by the heartbeat: no lock on the hot path.
@@ -151,7 +158,7 @@ class Pool:
             self._loop.start()
         self.fetcher.start()
         if self.async_fast:
-            for tid in self._free_tids:
+            for tid in self._async_tids:
                 self._processed[tid] = 0
                 self._failed[tid] = 0
             t = threading.Thread(target=self._feed, name=f"{self.name}-feed", daemon=True)
@@ -174,12 +181,12 @@ class Pool:
             t.join(max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self._threads):
             return False
-        with self._inflight_cv:  # coroutines the feeder started
-            while self._inflight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._inflight_cv.wait(left)
+        # Coroutines the feeder started: done when every slot is back (a
+        # shutdown path, so polling is fine).
+        while self._free.qsize() < self.instances:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(ASYNC_WAIT_POLL)
         return True
 
     def abandon_running(self) -> int:
@@ -191,7 +198,7 @@ class Pool:
             self.fetcher.requeue(running)
         if self._loop is not None:
             self._loop.cancel_all()
-            tasks = list(self._tasks)
+            tasks = list(self._tasks.values())
             if tasks:
                 self._loop.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
         return len(running)
@@ -312,34 +319,51 @@ class Pool:
         """Hand fetched jobs to the event loop, at most ``instances`` at a time.
 
         Used when every job of the pool is a coroutine and no server middleware
-        must wrap it: no processor thread waits on each coroutine, so one
-        hand-off per job replaces a thread wake-up per job.
+        must wrap it: no processor thread waits on each coroutine. Jobs that
+        are already fetched go over in batches of up to FEED_BATCH, one
+        wake-up of the loop each (call_soon_threadsafe writes to the loop's
+        self-pipe: a syscall on each side, which per job cost more than the
+        rest of the hand-off).
         """
         loop = self._loop
         assert loop is not None
-        retrieve = self.fetcher.retrieve
+        handoff = loop.loop.call_soon_threadsafe
+        fetcher = self.fetcher
+        retrieve, ready = fetcher.retrieve, fetcher.ready
+        free = self._free
         stopping = self._stopping
         try:
             while not stopping.is_set():
-                if not self._slots.acquire(timeout=RETRIEVE_TIMEOUT):
+                try:
+                    tid = free.get(timeout=RETRIEVE_TIMEOUT)
+                except queue.Empty:
                     continue
                 uow = retrieve(RETRIEVE_TIMEOUT)
                 if uow is None:
-                    self._slots.release()
+                    free.put(tid)
                     continue
-                tid = self._free_tids.pop()
-                with self._inflight_cv:
-                    self._inflight += 1
-                loop.loop.call_soon_threadsafe(self._spawn, tid, uow)
+                batch = [(tid, uow)]
+                while len(batch) < FEED_BATCH:
+                    try:
+                        tid = free.get_nowait()
+                    except queue.Empty:
+                        break
+                    more = ready()
+                    if more is None:
+                        free.put(tid)
+                        break
+                    batch.append((tid, more))
+                handoff(self._spawn, batch)
         except BaseException as e:
             self._log.critical("%s feeder crashed: internal error", self.name, exc_info=True)
             self._on_fatal(e)
 
-    def _spawn(self, tid: str, uow: UnitOfWork) -> None:
+    def _spawn(self, batch: list[tuple[str, UnitOfWork]]) -> None:
         assert self._loop is not None
-        task = self._loop.loop.create_task(self._run_async(tid, uow))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        create = self._loop.loop.create_task
+        tasks = self._tasks
+        for tid, uow in batch:
+            tasks[tid] = create(self._run_async(tid, uow))
 
     async def _run_async(self, tid: str, uow: UnitOfWork) -> None:
         try:
@@ -363,12 +387,8 @@ class Pool:
             self._log.critical("async processor %s crashed: internal error", tid, exc_info=True)
             self._on_fatal(e)
         finally:
-            self._free_tids.append(tid)
-            self._slots.release()
-            with self._inflight_cv:
-                self._inflight -= 1
-                if not self._inflight:
-                    self._inflight_cv.notify_all()
+            self._tasks.pop(tid, None)
+            self._free.put(tid)
 
     def _is_async(self, worker: Worker) -> bool:
         # inspect.iscoroutinefunction costs ~0.4 us: asked once per worker.

@@ -206,6 +206,21 @@ class ReliableFetch:
                 self._cv.notify()
         return uow
 
+    def ready(self) -> UnitOfWork | None:
+        buf = self._buf
+        if not buf:  # unlocked peek: a job arriving right now is taken next time
+            return None
+        with self._buf_cv:
+            if not buf or self._quiet:
+                return None
+            uow = buf.popleft()
+            self._taken += 1
+            low = len(buf) < self.sizer.low_water
+        if low and self._waiting:
+            with self._cv:
+                self._cv.notify()
+        return uow
+
     def starting(self, tid: str, uow: UnitOfWork) -> None:
         self.marks.mark(tid, uow.payload, uow.jid)
         if self._waiting and not self._batching:  # an idle dispatcher writes it soon

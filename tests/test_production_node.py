@@ -114,6 +114,41 @@ def test_1000_async_jobs_run_100_at_a_time_mixed_with_sync(
     assert r.zcard("retry") == 0
 
 
+def test_all_async_pool_hands_jobs_over_in_batches_but_never_over_its_slots(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    """The fast path's feeder passes already-fetched jobs to the loop in
+    batches; a batch never holds more jobs than free slots, and a stop waits
+    for the coroutines it started."""
+    running = 0
+    peak = 0
+    done = 0
+    router = gokogeri.Router()
+
+    @router.handle("AsyncSleep")
+    async def slow(ctx: gokogeri.Context, job: Job) -> None:
+        nonlocal running, peak, done
+        running += 1  # every coroutine runs on the one loop thread: no lock needed
+        peak = max(peak, running)
+        await asyncio.sleep(0.002)
+        running -= 1
+        done += 1
+
+    Enqueuer(cm).enqueue_many(Job("AsyncSleep"), [[i] for i in range(2000)])
+    node = quick_node(cm)
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 7)
+    pool = node._pools[0]
+    with NodeThread(node):
+        wait_for(lambda: done >= 1000, timeout=30)
+        assert pool.async_fast
+    # Stopped mid-drain: every started coroutine finished, none was cut off.
+    assert running == 0
+    assert peak == 7, peak
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+    assert done + r.llen("queue:default") == 2000
+    assert sum(r.llen(k) for k in r.keys("gokogeri:working:*")) == 0  # nothing held
+
+
 def test_failing_async_job_lands_in_retry_with_sidekiq_fields(
     cm: gredis.ConnManager, r: redispy.Redis
 ) -> None:

@@ -9,9 +9,12 @@ sidekiqload payloads (args ``["string", i, {"mike": "bob"}]``) for both
 systems, concurrency 10 per process, per-job logging off, runs interleaved
 (run 1 of each system and job kind, then run 2, ...) and the median reported.
 
-Two job kinds: NoopJob (does nothing; done = queue empty and, for gokogeri,
-its crash-safe working lists empty too) and IncrJob (one Redis INCR per job
-through the system's ordinary client; done = the counter reaches N, exact).
+Job kinds: NoopJob (does nothing; done = queue empty and, for gokogeri, its
+crash-safe working lists empty too), IncrJob (one Redis INCR per job through
+the system's ordinary client: a module-level redis-py client, Ruby's
+Sidekiq.redis; done = the counter reaches N, exact) and, on the gokogeri side
+only, IncrCtxJob (the same INCR through ``ctx.redis``, compared with
+Sidekiq's IncrJob).
 Rate = N / (first job taken -> done), so boot time is left out (reported).
 
 The gokogeri side is ``Swarm(make_node, 2)`` from gokogeri.swarm: the parent
@@ -45,7 +48,12 @@ HERE = Path(__file__).resolve().parent
 SIDEKIQ_JOBS = HERE / "workers" / "sidekiq_jobs.rb"
 CONCURRENCY = 10  # Sidekiq 6's default -c, per process on both sides
 PROCESSES = 2
-KINDS = {"noop": "NoopJob", "incr": "IncrJob"}
+KINDS = {"noop": "NoopJob", "incr": "IncrJob", "incr-ctx": "IncrCtxJob"}
+# Sidekiq has one INCR job (Sidekiq.redis, its pooled client): both gokogeri
+# INCR kinds are compared with it.
+SIDEKIQ_KIND = {"noop": "noop", "incr": "incr", "incr-ctx": "incr"}
+WHAT = {"noop": "no-op", "incr": "one INCR (module-level redis-py client)",
+        "incr-ctx": "one INCR (ctx.redis)"}
 DRAIN_TIMEOUT = 120.0
 BOOT_TIMEOUT = 30.0
 POLL = 0.002
@@ -69,6 +77,9 @@ def _swarm_worker(url: str, processes: int) -> int:
         router = gokogeri.Router()
         router.register("NoopJob", gokogeri.WorkerFunc(lambda ctx, job: None))
         router.register("IncrJob", gokogeri.WorkerFunc(lambda ctx, job: counter.incr("bench:done")))
+        router.register(
+            "IncrCtxJob", gokogeri.WorkerFunc(lambda ctx, job: ctx.redis.incr("bench:done"))
+        )
         node = gokogeri.Node(gokogeri.nop_logger(), cm, tag="bench")
         node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, CONCURRENCY)
         return node
@@ -141,7 +152,7 @@ def measure(system: str, kind: str, n: int, log_dir: Path, run: int) -> dict[str
         pending = r.register_script(PENDING)
 
         def remaining() -> int:
-            if kind == "incr":
+            if kind.startswith("incr"):
                 return n - int(r.get("bench:done") or 0)
             if system == "sidekiq":
                 return int(r.llen("queue:default"))
@@ -199,12 +210,12 @@ def report(rows: list[dict[str, Any]]) -> str:
             if not rs:
                 continue
             med = medians[(system, kind)]
-            base = medians.get(("sidekiq", kind))
+            base = medians.get(("sidekiq", SIDEKIQ_KIND[kind]))
             ratio = f"{med / base:.2f}x" if base else "-"
             runs = ", ".join(str(x["rate"]) for x in rs)
             cpu = statistics.median(x["cpu_us_per_job"] for x in rs)
             boot = statistics.median(x["boot_s"] for x in rs)
-            what = "no-op" if kind == "noop" else "one INCR"
+            what = WHAT[kind]
             lines.append(
                 f"| {what} | {label} | {med:,.0f} | {runs} | {cpu:.0f} µs | {boot:.2f} s | {ratio} |"
             )
@@ -215,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--kinds", default="noop,incr")
+    ap.add_argument("--kinds", default="noop,incr,incr-ctx")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("-p", type=int, default=PROCESSES, help=argparse.SUPPRESS)
@@ -232,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(1, args.runs + 1):
             for kind in kinds:
                 for system in SYSTEMS:
+                    if system == "sidekiq" and SIDEKIQ_KIND[kind] != kind:
+                        continue  # measured once, as its own kind
                     row = measure(system, kind, args.jobs, log_dir, run)
                     rows.append(row)
                     print(json.dumps(row), flush=True)

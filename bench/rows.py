@@ -190,6 +190,12 @@ def ctx_available(attr: str) -> str | None:
     return f"this tree's Context has no .{attr}"
 
 
+def tl_missing() -> str | None:
+    import gokogeri
+
+    return None if hasattr(gokogeri, "ThreadLocalRedis") else "this tree has no ThreadLocalRedis"
+
+
 def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
     """Jobs that do I/O, each next to Sidekiq 6.4.1 -c 10 doing the same."""
     ctx_missing = ctx_available("redis")
@@ -208,6 +214,9 @@ def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
         Row("gk-incr-ctx-c10", "gokogeri INCR via ctx.redis, c=10",
             gk_target("gk-incr-ctx-c10", unavailable=ctx_missing), "incr-ctx", io_n,
             "sk-incr-c10"),
+        Row("gk-incr-tl-c10", "gokogeri INCR via a module-level gokogeri.ThreadLocalRedis, c=10",
+            gk_target("gk-incr-tl-c10", unavailable=tl_missing()),
+            "incr-tl", io_n, "sk-incr-c10"),
         Row("gk-async-incr-c10", "gokogeri async INCR via redis.asyncio, c=10",
             gk_target("gk-async-incr-c10"), "async-incr", io_n, "sk-incr-c10"),
         Row("gk-async-incr-c100", "gokogeri async INCR via redis.asyncio, c=100",

@@ -76,6 +76,7 @@ JOB_CLASS = {
     "noop": "NoopJob",
     "incr": "IncrJob",  # one INCR through a module-level client (Ruby: Sidekiq.redis)
     "incr-ctx": "IncrCtxJob",  # one INCR through ctx.redis (gokogeri only)
+    "incr-tl": "IncrTLJob",  # one INCR through a module-level gokogeri.ThreadLocalRedis
     "sleep": "SleepJob",  # time.sleep(0.001) / Ruby sleep 0.001
     "async-noop": "AsyncNoopJob",
     "async-sleep": "AsyncSleepJob",  # await asyncio.sleep(0.001)
@@ -84,7 +85,7 @@ JOB_CLASS = {
 }
 # Kinds whose run ends when the ``bench:done`` counter reaches N (exact);
 # the others end when the queue and the in-flight record are empty.
-COUNTED = frozenset({"incr", "incr-ctx", "async-incr", "async-incr-ctx"})
+COUNTED = frozenset({"incr", "incr-ctx", "incr-tl", "async-incr", "async-incr-ctx"})
 
 
 def fill_sidekiq_format(url: str, n: int, kind: str) -> None:

@@ -2,6 +2,7 @@
 
 from gokogeri import redis
 from gokogeri.api import Api
+from gokogeri.conns import ThreadLocalRedis
 from gokogeri.enqueuer import Enqueuer
 from gokogeri.errors import (
     EnqueueError,
@@ -51,6 +52,7 @@ __all__ = [
     "ServerChain",
     "SidekiqMetrics",
     "Swarm",
+    "ThreadLocalRedis",
     "UnknownJobClassError",
     "Worker",
     "WorkerFunc",

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis as redispy
 
+import gokogeri
 from gokogeri import redis as gredis
 from gokogeri import wire
 from gokogeri.conns import JobClients
@@ -127,3 +128,40 @@ def test_polling_stops_on_a_connection_whose_replies_are_late(
     if polling:  # (other tests' threads may still be winding down)
         assert state.spin < 0, "cooling down: not polling"
     assert cm.send(("GET", "w:late")) == [b"1"]
+
+
+def test_thread_local_client_gives_each_thread_its_own_connection(
+    redis_url: str, r: redispy.Redis
+) -> None:
+    client = gokogeri.ThreadLocalRedis.from_url(redis_url)
+    ports: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            for _ in range(100):
+                client.incr("w:tl")
+            own = client._own.conn  # the connection this thread's commands used
+            ports[name] = own._sock.getsockname()[1]
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert r.get("w:tl") == b"400"
+    assert len(set(ports.values())) == 4  # one connection per thread
+    # redis-py's API on top: callbacks, errors, pipelines (pooled) all as usual.
+    assert client.hset("w:tlh", mapping={"a": "1"}) == 1
+    assert client.hgetall("w:tlh") == {b"a": b"1"}
+    with pytest.raises(redispy.ResponseError, match="WRONGTYPE"):
+        client.incr("w:tlh")
+    with client.pipeline() as pipe:
+        assert pipe.incr("w:tl").incr("w:tl").execute() == [401, 402]
+    assert client.blpop(["w:empty"], timeout=0.1) is None  # blocking: a pooled connection
+    pooled = client.connection_pool._available_connections
+    assert pooled and all(c._sock.getsockname()[1] not in ports.values() for c in pooled)
+    client.close()

@@ -9,6 +9,8 @@ payload serves both):
   completion signal that costs one round trip per job;
 - IncrCtxJob INCRs through ``ctx.redis``, the connection the runtime offers
   jobs (only where the library under test has one);
+- IncrTLJob INCRs through a module-level ``gokogeri.ThreadLocalRedis`` (where
+  the library has it): the module-level client, one connection per thread;
 - SleepJob sleeps 1 ms (``time.sleep(0.001)``; Ruby: ``sleep 0.001``);
 - AsyncNoopJob, AsyncSleepJob (``await asyncio.sleep(0.001)``) and
   AsyncIncrJob (a module-level ``redis.asyncio`` client), AsyncIncrCtxJob
@@ -123,6 +125,11 @@ def register_sync(router: gokogeri.Router, user_client: redispy.Redis, client: r
             getattr(ctx, "redis").incr("bench:done")  # noqa: B009  # only on trees that have it
 
         router.register("IncrCtxJob", incr_ctx)
+
+    tl_class = getattr(gokogeri, "ThreadLocalRedis", None)
+    if tl_class is not None:
+        tl_client = tl_class(connection_pool=user_client.connection_pool)
+        router.register("IncrTLJob", lambda ctx, job: tl_client.incr("bench:done"))
 
     def delta(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
         started = time.time()  # first thing: what we measure is the start

@@ -134,6 +134,7 @@ def _targets(res: dict[str, Any]) -> list[str]:
     for key, goal, want, what in (
         ("gk-incr-c10", ">= 2x", 2.0, "vs_baseline"),
         ("gk-incr-ctx-c10", ">= 2x", 2.0, "vs_baseline"),
+        ("gk-incr-tl-c10", ">= 2x", 2.0, "vs_baseline"),
         ("gk-sleep-c10", ">= 0.95 of ideal", 0.95, "of_ideal"),
         ("gk-async-sleep-c100", ">= 5x", 5.0, "vs_baseline"),
     ):

@@ -31,9 +31,9 @@ from typing import Any
 
 import redis as redispy
 import redis.asyncio as aredispy
-from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 
 from gokogeri import wire
+from gokogeri.aiowire import AsyncFastRedis
 from gokogeri.redis import ConnManager
 
 
@@ -46,7 +46,7 @@ class FastRedis(redispy.Redis):
         if conn is None or not wire.supported(conn):  # pragma: no cover - Sentinel, RESP3
             base: Any = super()
             return base.execute_command(*args, **options)
-        return _finish(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
+        return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
 
 
 class ThreadLocalRedis(redispy.Redis):
@@ -62,16 +62,6 @@ class ThreadLocalRedis(redispy.Redis):
     connection open: size Redis's maxclients for your threads.
     """
 
-    # Commands that tie a connection up or change its state: the pool's.
-    POOLED = frozenset(
-        {
-            "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX",
-            "BZMPOP", "XREAD", "XREADGROUP", "WAIT", "WAITAOF", "WATCH", "UNWATCH",
-            "MULTI", "EXEC", "DISCARD", "SELECT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
-            "MONITOR", "CLIENT", "AUTH", "HELLO", "RESET", "QUIT",
-        }
-    )  # fmt: skip
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._own = threading.local()
@@ -86,29 +76,13 @@ class ThreadLocalRedis(redispy.Redis):
         return conn
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        name = args[0]
-        head = name.split(" ", 1)[0].upper() if isinstance(name, str) else name
         base: Any = super()
-        if head in self.POOLED:
+        if wire.command_head(args) in wire.POOLED:
             return base.execute_command(*args, **options)
         conn = self._thread_conn()
         if not wire.supported(conn):  # Sentinel-managed, or decode_responses
             return base.execute_command(*args, **options)
-        return _finish(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
-
-
-def _finish(client: redispy.Redis, args: tuple[Any, ...], options: dict[str, Any], reply: Any) -> Any:
-    """A reply as redis-py's parse_response leaves it (without its per-call layers)."""
-    options.pop("keys", None)
-    options.pop(NEVER_DECODE, None)  # replies are bytes already
-    if isinstance(reply, Exception):
-        if EMPTY_RESPONSE in options and isinstance(reply, redispy.ResponseError):
-            return options[EMPTY_RESPONSE]
-        raise reply
-    options.pop(EMPTY_RESPONSE, None)
-    callbacks: Any = client.response_callbacks
-    callback = callbacks.get(args[0])
-    return callback(reply, **options) if callback is not None else reply
+        return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
 
 
 class JobClients:
@@ -133,10 +107,11 @@ class JobClients:
         return client
 
     def aio(self) -> aredispy.Redis:
-        """The pool's asyncio client (use it only from async jobs, on the pool's loop)."""
+        """The pool's asyncio client (use it only from async jobs, on the pool's loop):
+        plain commands multiplexed on one connection (aiowire.py)."""
         if self._aio is None:
             cfg = self._cm.config
-            self._aio = aredispy.Redis.from_url(
+            self._aio = AsyncFastRedis.from_url(
                 cfg.url,
                 max_connections=self._async_pool_size,
                 socket_timeout=cfg.socket_timeout,

@@ -57,6 +57,7 @@ import hiredis
 import redis as redispy
 from redis import connection as rconn
 from redis._parsers.base import BaseParser
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import InvalidResponse
 
 # Connection classes whose socket this module may drive (subclasses are
@@ -104,7 +105,7 @@ def _gil_recv() -> Callable[[int, int, int, int], int] | None:
 
 _RECV_NB = _gil_recv()
 # hiredis >= 3.2 returns RESP3 push messages as this type.
-_PUSH: type | None = getattr(hiredis, "PushNotification", None)
+PUSH: type | None = getattr(hiredis, "PushNotification", None)
 
 
 class NotSent(redispy.ConnectionError):
@@ -121,7 +122,8 @@ def supported(conn: Any) -> bool:
     return type(conn) in _LEAN_TYPES and not conn.encoder.decode_responses
 
 
-def _reply_error(message: str) -> Exception:
+def reply_error(message: str) -> Exception:
+    """redis-py's exception for an error reply (hiredis's replyError hook)."""
     err: Exception = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]  # redis-py is untyped here
     if "user executing the script" in message:
         # Redis 7.0 reports a refusal inside a script as a plain error; name
@@ -151,7 +153,7 @@ class Wire:
         self.spin = _SPIN_CREDIT
         self.reader = hiredis.Reader(
             protocolError=InvalidResponse,
-            replyError=_reply_error,
+            replyError=reply_error,
             errors=conn.encoder.encoding_errors,
         )
         timeout = conn.socket_timeout
@@ -176,6 +178,39 @@ def _wire(conn: Any) -> Wire:
     elif wire.sock.gettimeout() is not None and type(wire.sock) is socket.socket:
         wire.sock.settimeout(None)  # redis-py read on it since (see Wire)
     return wire
+
+
+# Commands that tie a connection up or change its state: never on a connection
+# shared or kept per thread (ThreadLocalRedis, ctx.aredis send them through
+# their client's pool).
+POOLED = frozenset(
+    {
+        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX",
+        "BZMPOP", "XREAD", "XREADGROUP", "WAIT", "WAITAOF", "WATCH", "UNWATCH",
+        "MULTI", "EXEC", "DISCARD", "SELECT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
+        "MONITOR", "CLIENT", "AUTH", "HELLO", "RESET", "QUIT",
+    }
+)  # fmt: skip
+
+
+def command_head(args: tuple[Any, ...]) -> Any:
+    """A command's first word, upper-cased ("CLIENT KILL" -> "CLIENT")."""
+    name = args[0]
+    return name.split(" ", 1)[0].upper() if isinstance(name, str) else name
+
+
+def finish_reply(client: Any, args: tuple[Any, ...], options: dict[str, Any], reply: Any) -> Any:
+    """A reply as redis-py's parse_response leaves it, without its per-call
+    layers: error replies raised, EMPTY_RESPONSE honoured, callbacks applied."""
+    options.pop("keys", None)
+    options.pop(NEVER_DECODE, None)  # replies are bytes already
+    if isinstance(reply, Exception):
+        if EMPTY_RESPONSE in options and isinstance(reply, redispy.ResponseError):
+            return options[EMPTY_RESPONSE]
+        raise reply
+    options.pop(EMPTY_RESPONSE, None)
+    callback = client.response_callbacks.get(args[0])
+    return callback(reply, **options) if callback is not None else reply
 
 
 def pack(args: tuple[Any, ...], conn: Any) -> bytes:
@@ -273,7 +308,7 @@ def call(conn: Any, packed: bytes, replies: int) -> list[Any]:
             n = 0
             reply = reader.gets()
             while reply is not False:
-                if _PUSH is None or not isinstance(reply, _PUSH):  # a push is no reply
+                if PUSH is None or not isinstance(reply, PUSH):  # a push is no reply
                     out.append(reply)
                     if len(out) == replies:
                         if conn.health_check_interval:

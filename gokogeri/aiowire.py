@@ -178,7 +178,7 @@ class AsyncFastRedis(aredispy.Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         base: Any = super()
-        if wire.command_head(args) in wire.POOLED:
+        if wire.pooled(args):
             return await base.execute_command(*args, **options)
         mux = await self._get_mux()
         if mux is None:

@@ -49,6 +49,19 @@ class FastRedis(redispy.Redis):
         return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
 
 
+# Forks so far in this process's ancestry: a thread-local connection made
+# before a fork belongs to the parent (a counter, not os.getpid(): that is a
+# system call on every command).
+_forks = [0]
+
+
+def _count_fork() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
 class ThreadLocalRedis(redispy.Redis):
     """A redis-py client to share between threads, each thread with its own connection.
 
@@ -69,15 +82,15 @@ class ThreadLocalRedis(redispy.Redis):
     def _thread_conn(self) -> Any:
         own = self._own
         conn = getattr(own, "conn", None)
-        if conn is None or own.pid != os.getpid():
+        if conn is None or own.forks != _forks[0]:
             pool: Any = self.connection_pool
             conn = own.conn = pool.make_connection()
-            own.pid = os.getpid()
+            own.forks = _forks[0]
         return conn
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         base: Any = super()
-        if wire.command_head(args) in wire.POOLED:
+        if wire.pooled(args):
             return base.execute_command(*args, **options)
         conn = self._thread_conn()
         if not wire.supported(conn):  # Sentinel-managed, or decode_responses

@@ -193,10 +193,22 @@ POOLED = frozenset(
 )  # fmt: skip
 
 
-def command_head(args: tuple[Any, ...]) -> Any:
-    """A command's first word, upper-cased ("CLIENT KILL" -> "CLIENT")."""
+_POOLED_SEEN: dict[Any, bool] = {}  # command name as given -> pooled? (bounded)
+
+
+def pooled(args: tuple[Any, ...]) -> bool:
+    """Whether the command must go through a client's pool (see POOLED):
+    its first word, in any case ("client kill" is CLIENT's)."""
     name = args[0]
-    return name.split(" ", 1)[0].upper() if isinstance(name, str) else name
+    known = _POOLED_SEEN.get(name)
+    if known is None:
+        head = name.split(" ", 1)[0].upper() if isinstance(name, str) else name
+        if isinstance(head, bytes):
+            head = head.split(b" ", 1)[0].upper().decode(errors="replace")
+        known = head in POOLED
+        if len(_POOLED_SEEN) < 1024:  # names come from code, but bound it anyway
+            _POOLED_SEEN[name] = known
+    return known
 
 
 def finish_reply(client: Any, args: tuple[Any, ...], options: dict[str, Any], reply: Any) -> Any:

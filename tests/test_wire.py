@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -164,4 +165,24 @@ def test_thread_local_client_gives_each_thread_its_own_connection(
     assert client.blpop(["w:empty"], timeout=0.1) is None  # blocking: a pooled connection
     pooled = client.connection_pool._available_connections
     assert pooled and all(c._sock.getsockname()[1] not in ports.values() for c in pooled)
+    client.close()
+
+
+def test_thread_local_client_in_a_forked_child_makes_its_own_connection(
+    redis_url: str, r: redispy.Redis
+) -> None:
+    client = gokogeri.ThreadLocalRedis.from_url(redis_url)
+    assert client.incr("w:fork") == 1
+    parent_port = client._own.conn._sock.getsockname()[1]
+    pid = os.fork()
+    if pid == 0:  # the child: must not talk over the parent's socket
+        code = 1
+        try:
+            ok = client.incr("w:fork") == 2
+            code = 0 if ok and client._own.conn._sock.getsockname()[1] != parent_port else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.incr("w:fork") == 3  # the parent's connection is still in step
     client.close()

@@ -84,7 +84,14 @@ class ThreadLocalRedis(redispy.Redis):
         conn = getattr(own, "conn", None)
         if conn is None or own.forks != _forks[0]:
             pool: Any = self.connection_pool
-            conn = own.conn = pool.make_connection()
+            if getattr(pool, "cache", None) is not None:
+                conn = None  # client-side caching wraps pooled connections: the pool's path
+            else:
+                # Made from the pool's settings but not counted by it: the
+                # pool's max_connections bounds its own connections, and a
+                # thread's connection goes when the thread does.
+                conn = pool.connection_class(**pool.connection_kwargs)
+            own.conn = conn
             own.forks = _forks[0]
         return conn
 
@@ -93,7 +100,7 @@ class ThreadLocalRedis(redispy.Redis):
         if wire.pooled(args):
             return base.execute_command(*args, **options)
         conn = self._thread_conn()
-        if not wire.supported(conn):  # Sentinel-managed, or decode_responses
+        if conn is None or not wire.supported(conn):  # Sentinel, decode_responses, a cache
             return base.execute_command(*args, **options)
         return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
 

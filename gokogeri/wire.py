@@ -137,7 +137,7 @@ def reply_error(message: str) -> Exception:
 class Wire:
     """The lean path's state for one connection's current socket."""
 
-    __slots__ = ("addr", "buf", "fd", "reader", "sock", "spin")
+    __slots__ = ("addr", "buf", "fd", "reader", "sock", "spin", "view")
 
     def __init__(self, conn: Any) -> None:
         sock: socket.socket = conn._sock
@@ -145,9 +145,10 @@ class Wire:
         # A plain socket's descriptor for the GIL-holding send; -1: sendall.
         self.fd = sock.fileno() if type(sock) is socket.socket and _SEND is not None else -1
         self.buf = bytearray(_RECV)
-        # The buffer's address for the polling recv (a bytearray that is
-        # never resized does not move).
-        self.addr = ctypes.addressof((ctypes.c_char * _RECV).from_buffer(self.buf))
+        # The buffer's address for the polling recv; the ctypes view keeps the
+        # bytearray exported, so it can never be resized (and moved).
+        self.view = (ctypes.c_char * _RECV).from_buffer(self.buf)
+        self.addr = ctypes.addressof(self.view)
         # > 0: poll for replies; each reply later than SPIN_US costs
         # _SPIN_MISS, each on time earns 1 back; <= 0 counts the cooldown up.
         self.spin = _SPIN_CREDIT

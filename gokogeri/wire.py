@@ -34,8 +34,8 @@ and is re-tried now and then; with other threads it is never done (they may
 want the GIL, or the core).
 
 redis-py still owns the connection: connecting, AUTH/ACL, TLS, SELECT,
-health checks and disconnects stay its code. Only plain RESP2 connections
-of the classes below take this path; Sentinel-managed connections (which
+health checks and disconnects stay its code. Only plain connections of
+the classes below take this path; Sentinel-managed connections (which
 must turn READONLY into a failover) keep redis-py's. RESP2 and RESP3 (redis-py
 8's default) read the same through hiredis; a RESP3 push message is skipped,
 as redis-py skips it on a connection that subscribed to nothing. A TLS socket

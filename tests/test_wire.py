@@ -186,3 +186,31 @@ def test_thread_local_client_in_a_forked_child_makes_its_own_connection(
     assert os.waitstatus_to_exitcode(status) == 0
     assert client.incr("w:fork") == 3  # the parent's connection is still in step
     client.close()
+
+
+def test_thread_local_connections_do_not_count_against_the_pool(
+    redis_url: str, r: redispy.Redis
+) -> None:
+    """A pool capped at 2 connections still serves 6 threads' plain commands
+    (their own connections), and its own 2 for pipelines."""
+    client = gokogeri.ThreadLocalRedis.from_url(redis_url, max_connections=2)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                client.incr("w:cap")
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    for _ in range(3):  # threads come and go
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert r.get("w:cap") == b"60"
+    with client.pipeline() as pipe:
+        assert pipe.get("w:cap").execute() == [b"60"]
+    client.close()

@@ -30,3 +30,25 @@ def test_quick_benchmark_runs_and_writes_results() -> None:
     assert drain["rate"] > 0
     assert results["enqueue"]["single"]["gokogeri"]["rate"] > 0
     assert results["latency"]["gokogeri-reliable"]["samples"] > 0
+
+
+def test_micro_io_runs_every_path() -> None:
+    """``python -m bench.micro_io`` (the measurements behind gokogeri.wire and
+    gokogeri.timers) measures each client path, the PING modes and both sleeps."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.micro_io", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    for path in ("redis-py send_command", "gokogeri.wire", "bare socket"):
+        row = next(line for line in rows if path in line)
+        assert float(row.split("|")[2].replace(",", "")) > 0, row  # INCR/s measured
+    # The PING and sleep tables: a header line, then a line of two positive figures.
+    figures = [row for row in rows if row.replace("|", "").replace(".", "").split()[0].isdigit()]
+    assert len(figures) == 2, rows
+    assert all(float(x) > 0 for row in figures for x in row.strip("| ").split(" | ")), figures

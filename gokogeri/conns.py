@@ -43,7 +43,7 @@ class FastRedis(redispy.Redis):
     def execute_command(self, *args: Any, **options: Any) -> Any:
         # redis-py leaves these untyped.
         conn: Any = self.connection
-        if conn is None or not wire.supported(conn):  # pragma: no cover - Sentinel, RESP3
+        if conn is None or not wire.supported(conn):  # pragma: no cover - Sentinel, decode_responses
             base: Any = super()
             return base.execute_command(*args, **options)
         return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])

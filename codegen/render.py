@@ -9,6 +9,7 @@ renders to the same bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
@@ -230,13 +231,14 @@ def bulk_item_type(job: JobDef) -> str:
     return f"Iterable[\n            {body}\n        ]"
 
 
-def imports(job: JobDef) -> dict[str, list[str]]:
-    """from-imports the module needs, by module, each list sorted; only what is used."""
+def _used_names(job: JobDef, format_names: Callable[[FormatType], Iterable[str]]) -> set[str]:
+    """Names the module's annotations use: ``format_names`` gives a format's
+    types; Literal, TypedDict, NotRequired and TypeAlias come from the shapes."""
     used: set[str] = set()
 
     def walk(t: TypeNode) -> None:
         if isinstance(t, FormatType):
-            used.add(_FORMAT_TYPES[t.format])
+            used.update(format_names(t))
         elif isinstance(t, LiteralType):
             used.add("Literal")
         elif isinstance(t, NullableType):
@@ -262,6 +264,12 @@ def imports(job: JobDef) -> dict[str, list[str]]:
             assert d.alias is not None
             used.add("TypeAlias")
             walk(d.alias)
+    return used
+
+
+def imports(job: JobDef) -> dict[str, list[str]]:
+    """from-imports the module needs, by module, each list sorted; only what is used."""
+    used = _used_names(job, lambda t: (_FORMAT_TYPES[t.format],))
     used.add("datetime")  # enqueue_at takes one
     used.add("Literal")  # retry_in's return type
     groups: dict[str, list[str]] = {
@@ -544,39 +552,12 @@ def _aj_encode(job: JobDef, indent: int) -> str:
 
 
 def _aj_imports(job: JobDef) -> dict[str, list[str]]:
-    used: set[str] = {"datetime", "timedelta", "Literal"}  # set(), retry_in
+    def format_names(t: FormatType) -> Iterable[str]:
+        names = (table[t.format] for table in (_AJ_IN, _AJ_OUT))
+        return [n for n in names if not n.startswith(_AJ)]
 
-    def walk(t: TypeNode) -> None:
-        if isinstance(t, FormatType):
-            for table in (_AJ_IN, _AJ_OUT):
-                name = table[t.format]
-                if not name.startswith(_AJ):
-                    used.add(name)
-        elif isinstance(t, LiteralType):
-            used.add("Literal")
-        elif isinstance(t, NullableType):
-            walk(t.inner)
-        elif isinstance(t, UnionType):
-            for o in t.options:
-                walk(o)
-        elif isinstance(t, ArrayType):
-            walk(t.item)
-        elif isinstance(t, MapType):
-            walk(t.value)
-
-    for p in job.params:
-        walk(p.type)
-    for d in job.defs:
-        if d.properties is not None:
-            used.add("TypedDict")
-            for prop in d.properties:
-                walk(prop.type)
-                if not prop.required:
-                    used.add("NotRequired")
-        else:
-            assert d.alias is not None
-            used.add("TypeAlias")
-            walk(d.alias)
+    used = _used_names(job, format_names)
+    used |= {"datetime", "timedelta", "Literal"}  # set(), retry_in
     groups: dict[str, list[str]] = {
         "datetime": sorted(n for n in ("date", "datetime", "timedelta") if n in used),
         "decimal": ["Decimal"] if "Decimal" in used else [],

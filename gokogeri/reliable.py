@@ -190,28 +190,22 @@ class ReliableFetch:
     # --- processor side ---
 
     def retrieve(self, timeout: float) -> UnitOfWork | None:
-        buf = self._buf
-        with self._buf_cv:
-            if not buf:
-                if self._quiet:
-                    return None
-                self._buf_cv.wait(timeout)
-                if not buf:
-                    return None
-            uow = buf.popleft()
-            self._taken += 1
-            low = len(buf) < self.sizer.low_water
-        if low and self._waiting:
-            with self._cv:
-                self._cv.notify()
-        return uow
+        return self._take(timeout)
 
     def ready(self) -> UnitOfWork | None:
-        buf = self._buf
-        if not buf:  # unlocked peek: a job arriving right now is taken next time
+        if not self._buf:  # unlocked peek: a job arriving right now is taken next time
             return None
+        return self._take(None)
+
+    def _take(self, timeout: float | None) -> UnitOfWork | None:
+        """The next buffered job, waiting up to ``timeout`` for one (None: not
+        at all, and nothing once quiet); wakes the dispatcher when the buffer
+        runs low."""
+        buf = self._buf
         with self._buf_cv:
-            if not buf or self._quiet:
+            if not buf and timeout is not None and not self._quiet:
+                self._buf_cv.wait(timeout)
+            if not buf or (timeout is None and self._quiet):
                 return None
             uow = buf.popleft()
             self._taken += 1

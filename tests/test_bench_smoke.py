@@ -13,17 +13,23 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.skipif(shutil.which("redis-benchmark") is None, reason="redis-tools not installed")
-def test_quick_benchmark_runs_and_writes_results() -> None:
+def run_quick(module: str, timeout: float) -> str:
+    """``python -m <module> --quick`` from the repository; its stdout, once it exited 0."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick"],
+        [sys.executable, "-m", module, "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.skipif(shutil.which("redis-benchmark") is None, reason="redis-tools not installed")
+def test_quick_benchmark_runs_and_writes_results() -> None:
+    run_quick("bench", 300)
     results = json.loads((ROOT / "bench" / "results" / "quick.json").read_text())
     drain = results["drain"]["noop"]["gokogeri-reliable-logoff"]
     assert all(run["jobs_done"] == run["n"] and not run["partial"] for run in drain["runs"])
@@ -35,16 +41,8 @@ def test_quick_benchmark_runs_and_writes_results() -> None:
 def test_micro_io_runs_every_path() -> None:
     """``python -m bench.micro_io`` (the measurements behind gokogeri.wire and
     gokogeri.timers) measures each client path, the PING modes and both sleeps."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.micro_io", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    stdout = run_quick("bench.micro_io", 120)
+    rows = [line for line in stdout.splitlines() if line.startswith("| ")]
     for path in ("redis-py send_command", "gokogeri.wire", "bare socket"):
         row = next(line for line in rows if path in line)
         assert float(row.split("|")[2].replace(",", "")) > 0, row  # INCR/s measured

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
 import redis as redispy
 
@@ -83,28 +83,34 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def _argv(self) -> list[str]:
+        """The redis-server command line (a subclass may listen differently)."""
+        return [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir,
+            "--daemonize",
+            "no",
+            *self._extra,
+        ]
+
+    def _probe(self) -> redispy.Redis:
+        """The client start() pings until the server answers."""
+        return redispy.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+
+    def start(self) -> Self:
         self._proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir,
-                "--daemonize",
-                "no",
-                *self._extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self._argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redispy.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = self._probe()
         deadline = time.monotonic() + START_TIMEOUT
         try:
             while True:
@@ -134,7 +140,7 @@ class RedisServer:
                 proc.wait()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

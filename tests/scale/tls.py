@@ -6,19 +6,13 @@ certificate; a second, unrelated CA lets tests show that verification is on.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import redis as redispy
 
-from gokogeri.testing import find_redis_server, free_port
-
-START_TIMEOUT = 10.0
+from gokogeri.testing import RedisServer
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -65,44 +59,39 @@ def make_pki(directory: Path) -> Pki:
     )  # fmt: skip
 
 
-class TlsRedisServer:
+class TlsRedisServer(RedisServer):
     """redis-server listening only on a TLS port of 127.0.0.1.
 
     client_certs: "no" (server auth only), "yes" (mutual TLS required).
     """
 
     def __init__(self, pki: Pki, client_certs: str = "no", extra_args: list[str] | None = None):
-        binary = find_redis_server()
-        if binary is None:
-            raise RuntimeError("redis-server is not installed")
+        super().__init__(extra_args=extra_args)
         self.pki = pki
-        self.port = free_port()
-        self._dir = tempfile.mkdtemp(prefix="gokogeri-tls-redis-")
-        self._args = [
-            binary,
-            "--port", "0",
-            "--tls-port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--tls-cert-file", str(pki.server_cert),
-            "--tls-key-file", str(pki.server_key),
-            "--tls-ca-cert-file", str(pki.ca),
-            "--tls-auth-clients", client_certs,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", self._dir,
-            *(extra_args or []),
-        ]  # fmt: skip
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._client_certs = client_certs
 
     @property
     def url(self) -> str:
         return f"rediss://127.0.0.1:{self.port}/0"
 
-    def start(self) -> TlsRedisServer:
-        self._proc = subprocess.Popen(
-            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = redispy.Redis(
+    def _argv(self) -> list[str]:
+        return [
+            self.binary,
+            "--port", "0",
+            "--tls-port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--tls-cert-file", str(self.pki.server_cert),
+            "--tls-key-file", str(self.pki.server_key),
+            "--tls-ca-cert-file", str(self.pki.ca),
+            "--tls-auth-clients", self._client_certs,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", self._dir,
+            *self._extra,
+        ]  # fmt: skip
+
+    def _probe(self) -> redispy.Redis:
+        return redispy.Redis(
             host="127.0.0.1",
             port=self.port,
             ssl=True,
@@ -111,42 +100,3 @@ class TlsRedisServer:
             ssl_keyfile=str(self.pki.client_key),
             socket_connect_timeout=0.5,
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return self
-                except (redispy.AuthenticationError, redispy.ResponseError):
-                    return self
-                except redispy.ConnectionError:
-                    pass
-                if self._proc.poll() is not None:
-                    raise RuntimeError(f"redis-server (TLS) exited with {self._proc.returncode}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server (TLS) did not answer in time")
-                time.sleep(0.02)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> TlsRedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

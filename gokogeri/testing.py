@@ -623,16 +623,21 @@ def assert_enqueued(
 # --- real processes for integration tests -------------------------------------------------------
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01, what: str = ""
+) -> Any:
     """Poll ``predicate`` until it returns something truthy, and return that;
-    AssertionError after ``timeout`` seconds (a bound on waiting, not a speed claim)."""
+    AssertionError after ``timeout`` seconds (a bound on waiting, not a speed claim),
+    naming ``what`` was awaited if given."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(
+                f"condition not met within {timeout}s" + (f": {what}" if what else "")
+            )
         time.sleep(interval)
 
 

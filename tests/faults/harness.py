@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 
 import redis as redispy
 
-from gokogeri.testing import find_redis_server, free_port
+from gokogeri.testing import find_redis_server, free_port, wait_for
 from tests.faults.app import DONE_AT, RUNS, STARTS
 
 # Not resolve(): the suite may run from a copy of the repo with tests/faults linked in.
@@ -36,14 +36,7 @@ T = TypeVar("T")
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll until ``predicate`` is truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
-        time.sleep(interval)
+    return cast(T, wait_for(predicate, timeout, interval, what=what))
 
 
 # --- Redis ---

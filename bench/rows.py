@@ -41,8 +41,7 @@ from bench.systems import (
     fill_sidekiq_format,
     gk_pending,
     gk_start,
-    no_sidekiq,
-    sidekiq_start,
+    sidekiq_target,
 )
 
 
@@ -68,8 +67,8 @@ def gk_target(
     env: dict[str, str] | None = None,
     unavailable: str | None = None,
 ) -> Target:
-    jobs = "async" if key.startswith("gk-async") else "all"  # an all-async app's router
     """A one-process gokogeri node, crash-safe fetch (the default)."""
+    jobs = "async" if key.startswith("gk-async") else "all"  # an all-async app's router
     return Target(
         key=key,
         label=key,
@@ -85,17 +84,7 @@ def gk_target(
 
 
 def sk_target(key: str, log: str = "off") -> Target:
-    return Target(
-        key=key,
-        label=key,
-        family="sidekiq",
-        fill=fill_sidekiq_format,
-        start=sidekiq_start(log),
-        queued=_llen("queue:default"),
-        pending=_llen("queue:default"),
-        failed=_sk_failed,
-        unavailable=no_sidekiq,
-    )
+    return sidekiq_target(key, key, log)
 
 
 def run_rows(rows: list[Row], repeats: int, log_dir: Path, max_drain_s: float) -> dict[str, Any]:

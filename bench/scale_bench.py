@@ -42,13 +42,14 @@ import redis as redispy
 
 import gokogeri
 from bench.procs import Managed, fresh_redis, stop_all
+from bench.systems import JOB_CLASS, fill_sidekiq_format
 from gokogeri import redis as gredis
 
 HERE = Path(__file__).resolve().parent
 SIDEKIQ_JOBS = HERE / "workers" / "sidekiq_jobs.rb"
 CONCURRENCY = 10  # Sidekiq 6's default -c, per process on both sides
 PROCESSES = 2
-KINDS = {"noop": "NoopJob", "incr": "IncrJob", "incr-ctx": "IncrCtxJob"}
+KINDS = {kind: JOB_CLASS[kind] for kind in ("noop", "incr", "incr-ctx")}
 # Sidekiq has one INCR job (Sidekiq.redis, its pooled client): both gokogeri
 # INCR kinds are compared with it.
 SIDEKIQ_KIND = {"noop": "noop", "incr": "incr", "incr-ctx": "incr"}
@@ -116,16 +117,6 @@ def tree_cpu_s(pid: int) -> float:
     return sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats) / ticks
 
 
-def fill(url: str, n: int, kind: str) -> None:
-    with gredis.ConnManager(gredis.Config(url=url)) as cm:
-        enq = gokogeri.Enqueuer(cm)
-        for base in range(0, n, 10_000):
-            enq.enqueue_bulk(
-                gokogeri.Job(class_name=KINDS[kind], args=["string", i, {"mike": "bob"}])
-                for i in range(base, min(n, base + 10_000))
-            )
-
-
 def start_gokogeri(url: str, log: Path) -> Managed:
     argv = [sys.executable, "-m", "bench.scale_bench", "--worker", url, "-p", str(PROCESSES)]
     return Managed("gokogeri-p2", argv, log)
@@ -147,7 +138,7 @@ SYSTEMS: dict[str, tuple[str, Callable[[str, Path], Managed]]] = {
 def measure(system: str, kind: str, n: int, log_dir: Path, run: int) -> dict[str, Any]:
     _label, start = SYSTEMS[system]
     with fresh_redis() as (url, r):
-        fill(url, n, kind)
+        fill_sidekiq_format(url, n, kind)
         assert r.llen("queue:default") == n, "fill lost jobs"
         pending = r.register_script(PENDING)
 

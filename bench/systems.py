@@ -198,19 +198,24 @@ def gokogeri_targets() -> list[Target]:
     return out
 
 
+def sidekiq_target(key: str, label: str, log: str = "off") -> Target:
+    """Sidekiq 6.4.1, one process, draining the shared sidekiqload-style fill."""
+    return Target(
+        key=key,
+        label=label,
+        family="sidekiq",
+        fill=fill_sidekiq_format,
+        start=sidekiq_start(log),
+        queued=_llen("queue:default"),
+        pending=_llen("queue:default"),
+        failed=_sk_failed,
+        unavailable=no_sidekiq,
+    )
+
+
 def sidekiq_targets() -> list[Target]:
     return [
-        Target(
-            key=f"sidekiq-log{log}",
-            label=f"Sidekiq 6.4.1 1 proc, logging {log}",
-            family="sidekiq",
-            fill=fill_sidekiq_format,
-            start=sidekiq_start(log),
-            queued=_llen("queue:default"),
-            pending=_llen("queue:default"),
-            failed=_sk_failed,
-            unavailable=no_sidekiq,
-        )
+        sidekiq_target(f"sidekiq-log{log}", f"Sidekiq 6.4.1 1 proc, logging {log}", log)
         for log in ("off", "on")
     ]
 

@@ -7,9 +7,7 @@ import importlib
 import inspect
 import logging
 import os
-import signal
 import sys
-import threading
 from typing import Annotated, Any
 
 import redis as redispy
@@ -24,6 +22,7 @@ from gokogeri.log import default_logger
 from gokogeri.node import SHUTDOWN_TIMEOUT, Node
 from gokogeri.queues import OrderedQueueSet, QueueSet, RandomQueueSet
 from gokogeri.retry import RetryPolicy
+from gokogeri.signals import install_signal_handlers
 from gokogeri.worker import Worker, check_worker
 
 app = typer.Typer(add_completion=False, help="Background jobs, wire-compatible with Sidekiq.")
@@ -139,26 +138,6 @@ def build_node(
     return node
 
 
-def install_signal_handlers(node: Node) -> None:
-    """Sidekiq's signals: TERM/INT stop (a second one stops at once, pushing
-    unfinished jobs back), TSTP quiets, TTIN dumps threads."""
-    stops = 0
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal stops
-        stops += 1
-        node.request_stop(hard=stops > 1)
-
-    def later(fn: Any) -> Any:
-        # Handlers run on the main thread inside run(); do the work elsewhere.
-        return lambda signum, frame: threading.Thread(target=fn, name="signal", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTSTP, later(node.quiet))
-    signal.signal(signal.SIGTTIN, later(node.dump_threads))
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"gokogeri {__version__}")
@@ -231,9 +210,7 @@ def run(
     ] = 1,
     max_rss: Annotated[
         int | None,
-        typer.Option(
-            "--max-rss", min=1, help="MiB; a process above it is quieted and replaced"
-        ),
+        typer.Option("--max-rss", min=1, help="MiB; a process above it is quieted and replaced"),
     ] = None,
     version: VersionOpt = False,
 ) -> None:

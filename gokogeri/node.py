@@ -438,7 +438,9 @@ class Node:
             self.dump_threads()
 
     def request_stop(self, hard: bool = False) -> None:
-        """Ask run() to stop, as TERM does (safe from a signal handler).
+        """Ask run() to stop, as TERM does; safe from any thread. (From a signal,
+        call it off the handler, as gokogeri.signals does: a handler interrupts
+        the main thread where it may hold the lock Event.set() needs.)
 
         ``hard``: end the grace period now (a second Ctrl-C): running jobs are
         cancelled and pushed back to their queues at once.

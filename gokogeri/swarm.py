@@ -28,7 +28,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from types import FrameType
 
 from gokogeri.heartbeat import rss_kb
 from gokogeri.node import CANCEL_GRACE, Node
+from gokogeri.signals import install_signal_handlers
 
 # Environment variable a child finds its index in (0-based), for application code.
 INDEX_ENV = "GOKOGERI_SWARM_INDEX"
@@ -58,6 +58,7 @@ STOP_MARGIN = 5.0
 
 _PR_SET_PDEATHSIG = 1
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN)
+_HELD = (signal.SIGTSTP, signal.SIGTTIN)  # blocked in a child until its node handles them
 
 
 def processes_for(n: int) -> int:
@@ -284,9 +285,17 @@ class Swarm:
             h.flush()  # nothing buffered may be written twice
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(self._child(slot.index))
+        # The child is born with TSTP/TTIN blocked and unblocks them once its
+        # node's handlers are in place: forwarded before that, their default
+        # action would stop (freeze) it. A TERM that early may kill it: it
+        # holds no jobs yet.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(self._child(slot.index))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         slot.pid = pid
         slot.started = time.monotonic()
         self.logger.info("Started process %s (pid %s)", slot.index, pid)
@@ -308,7 +317,9 @@ class Swarm:
             node.tag = index_tag(node.tag, index)
             if self.shutdown_timeout is not None:
                 node.shutdown_timeout = self.shutdown_timeout
-            _install_node_signals(node)
+            install_signal_handlers(node)
+            # Signals that came meanwhile are delivered now, to the node.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
             node.run()
             code = 0
         except KeyboardInterrupt:
@@ -320,25 +331,6 @@ class Swarm:
             sys.stdout.flush()
             sys.stderr.flush()
         return code
-
-
-def _install_node_signals(node: Node) -> None:
-    """Sidekiq's signals inside a child: TERM/INT stop (again: stop hard),
-    TSTP quiets, TTIN dumps threads. The heavy work runs off the handler."""
-
-    def later(fn: Callable[[], None]) -> Callable[[int, FrameType | None], None]:
-        return lambda signum, frame: threading.Thread(target=fn, name="signal", daemon=True).start()
-
-    stops = [0]
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stops[0] += 1
-        node.request_stop(hard=stops[0] > 1)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTSTP, later(node.quiet))
-    signal.signal(signal.SIGTTIN, later(node.dump_threads))
 
 
 def _die_with_parent() -> None:

@@ -190,10 +190,34 @@ def test_tstp_and_ttin_are_forwarded(swarm: Any, r: redispy.Redis) -> None:
         return {p for p in pids if any(f"pid={p} " in ln for ln in dumps)}
 
     # Every child, not just any: each writes its own dump line.
-    wait_for(lambda: dumped() == pids, timeout=30)
+    wait_for(lambda: dumped() == pids, timeout=30, what="every child dumped its threads")
     sp.signal(signal.SIGTSTP)
     wait_for(lambda: all(r.hget(i, "quiet") == b"true" for i in children(r)), timeout=30)
     assert sp.proc.poll() is None  # quiet is not stop
+    sp.signal(signal.SIGTERM)
+    assert sp.wait() == 0
+
+
+def test_signals_from_the_first_moment_neither_freeze_nor_hang_a_child(
+    swarm: Any, redis_url: str, r: redispy.Redis
+) -> None:
+    # TTIN every 20 ms from the moment the parent handles signals: children
+    # get them while forking, building the node and starting its threads. A
+    # child must not be stopped by TTIN's default action before its handlers
+    # exist, nor deadlock handling one mid Thread.start(); each keeps working.
+    sp = swarm(SWARM_P="2")
+    wait_for(lambda: "Starting swarm" in sp.output(), timeout=30)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        sp.signal(signal.SIGTTIN)
+        time.sleep(0.02)
+    wait_for(lambda: len(children(r)) == 2, timeout=30, what="both children registered")
+    pids = child_pids(r)
+    dumps = [ln for ln in sp.output().splitlines() if "Thread MainThread" in ln]
+    assert {p for p in pids if any(f"pid={p} " in ln for ln in dumps)} == pids
+    jids = enqueue(redis_url, "Record", [[i] for i in range(20)])
+    wait_for(lambda: {d["jid"] for d in done(r)} >= set(jids), timeout=30, what="jobs ran")
+    assert child_pids(r) == pids  # nobody died and was replaced
     sp.signal(signal.SIGTERM)
     assert sp.wait() == 0
 

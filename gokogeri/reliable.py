@@ -41,9 +41,12 @@ DISPATCH_IDLE_WAIT = 1.0
 # Acknowledgements and start markers alone wait this long for company: most
 # then ride on a fetch round trip, instead of one round trip (and one thread
 # wake-up) each. Delays only their write, never a job.
-LAZY_FLUSH = 0.002
+LAZY_FLUSH = 0.005
 # ...unless this many are pending.
 LAZY_MAX = 256
+# While jobs run, the dispatcher waits this many LAZY_FLUSH periods for their
+# acknowledgements on a timer, then sleeps until one wakes it (long jobs).
+EXPECT_ROUNDS = 4
 
 
 class ReliableFetch:
@@ -89,10 +92,14 @@ class ReliableFetch:
 
         # The local buffer of fetched, not yet started jobs.
         self._buf: deque[UnitOfWork] = deque()
-        self._buf_cv = threading.Condition(threading.Lock())
-        self._taken = 0  # jobs handed to processors (under _buf_cv)
-        # Dispatcher state (under _cv).
-        self._cv = threading.Condition(threading.Lock())
+        # Hot paths enter the plain locks (C-level with-blocks); Condition's
+        # own __enter__/__exit__ are Python calls, paid twice per job.
+        self._buf_lock = threading.Lock()
+        self._buf_cv = threading.Condition(self._buf_lock)
+        self._taken = 0  # jobs handed to processors (under _buf_lock)
+        # Dispatcher state (under _lock).
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._acks: list[UnitOfWork] = []
         self._done = 0  # jobs acknowledged, settled or requeued
         self._waiting = False  # the dispatcher sleeps: wake it for work
@@ -132,7 +139,7 @@ class ReliableFetch:
 
     def quiet(self) -> None:
         """Stop fetching and push every prefetched job back to its queue."""
-        with self._cv:
+        with self._lock:
             if self._quiet:
                 return
             self._quiet = True
@@ -202,7 +209,7 @@ class ReliableFetch:
         at all, and nothing once quiet); wakes the dispatcher when the buffer
         runs low."""
         buf = self._buf
-        with self._buf_cv:
+        with self._buf_lock:
             if not buf and timeout is not None and not self._quiet:
                 self._buf_cv.wait(timeout)
             if not buf or (timeout is None and self._quiet):
@@ -211,21 +218,21 @@ class ReliableFetch:
             self._taken += 1
             low = len(buf) < self.sizer.low_water
         if low and self._waiting:
-            with self._cv:
+            with self._lock:
                 self._cv.notify()
         return uow
 
     def starting(self, tid: str, uow: UnitOfWork) -> None:
         self.marks.mark(tid, uow.payload, uow.jid)
         if self._waiting and not self._batching:  # an idle dispatcher writes it soon
-            with self._cv:
+            with self._lock:
                 self._cv.notify()
 
     def observe(self, seconds: float) -> None:
         self.sizer.observe(seconds)
 
     def acknowledge(self, uow: UnitOfWork) -> None:
-        with self._cv:
+        with self._lock:
             self._acks.append(uow)
             self._done += 1
             if self._waiting and not self._batching:
@@ -277,8 +284,9 @@ class ReliableFetch:
 
     def _dispatch(self) -> None:
         while True:
-            with self._cv:
+            with self._lock:
                 flush_at = 0.0
+                expecting = 0
                 while True:
                     if self._closing:
                         return
@@ -286,19 +294,26 @@ class ReliableFetch:
                     pending = len(self._acks) + len(self.marks)
                     if want or pending >= LAZY_MAX:
                         break
+                    now = time.monotonic()
                     if pending:
-                        now = time.monotonic()
                         if not flush_at:
                             flush_at = now + LAZY_FLUSH
                         if now >= flush_at:
                             break
-                        self._waiting = self._batching = True
-                        self._cv.wait(flush_at - now)
-                        self._waiting = self._batching = False
+                    elif self._taken > self._done and expecting < EXPECT_ROUNDS:
+                        # Jobs are running, so acknowledgements are coming:
+                        # wait for them on a timer. Woken by the first one
+                        # instead, the dispatcher would wake twice per flush.
+                        expecting += 1
+                        flush_at = now + LAZY_FLUSH
+                    else:
+                        self._waiting = True
+                        self._cv.wait(DISPATCH_IDLE_WAIT)
+                        self._waiting = False
                         continue
-                    self._waiting = True
-                    self._cv.wait(DISPATCH_IDLE_WAIT)
-                    self._waiting = False
+                    self._waiting = self._batching = True
+                    self._cv.wait(flush_at - now)
+                    self._waiting = self._batching = False
                 acks, self._acks = self._acks, []
             failovers = self._cm.failovers
             if failovers != self._failovers:

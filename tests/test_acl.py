@@ -125,9 +125,9 @@ def test_missing_key_permission_is_named(server: RedisServer) -> None:
     admin.close()
 
 
-def test_node_without_lmove_says_so(server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_node_without_rpop_says_so(server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
     admin = redispy.Redis.from_url(server.url)
-    make_user(admin, "gokogeri", without(documented_rules(), "+lmove"))
+    make_user(admin, "gokogeri", without(documented_rules(), "+rpop"))
     job = b'{"class":"X","queue":"default","args":[],"jid":"0123456789abcdef01234567","retry":true}'
     admin.lpush("queue:default", job)
     logger = logging.getLogger("test.acl")
@@ -141,7 +141,7 @@ def test_node_without_lmove_says_so(server: RedisServer, caplog: pytest.LogCaptu
         thread.start()
         try:
             deadline = time.monotonic() + 20
-            while "redis.call('LMOVE'" not in caplog.text:
+            while "redis.call('RPOP'" not in caplog.text:
                 assert time.monotonic() < deadline, caplog.text
                 time.sleep(0.05)
         finally:

@@ -132,3 +132,32 @@ def test_dispatcher_fetches_acknowledges_and_pushes_back(
     left = [Job.decode(p).jid for p in reversed(r.lrange("queue:default", 0, -1))]
     assert sorted(left) == sorted(jids[4:]) and left[:6] == jids[4:10]
     assert r.llen(working) == 0 and not r.hexists(cm.keys.working_registry, working)
+
+
+def test_one_order_moves_in_bulk_exactly_as_a_move_per_job(r: redispy.Redis) -> None:
+    # fetch.lua takes a strict order's jobs with one RPOP/LPUSH per queue and a
+    # weighted one's with a LMOVE per job slot. Given the same order for every
+    # slot, both must return the same jobs and leave the same lists, across a
+    # queue that runs dry mid-batch, an empty queue and a batch cut short.
+    from gokogeri import scripts
+
+    fetch = scripts.load(r, "fetch.lua")
+    keys = ["queue:a", "w:a", "queue:b", "w:b", "queue:c", "w:c", "started"]
+    order = [2, 1, 3]  # b, then a, then c (empty)
+
+    def run(limit: int, norders: int) -> tuple[list[bytes], dict[str, list[bytes]]]:
+        r.flushdb()
+        r.rpush("w:b", b"held")  # a job already in the working list stays put
+        r.lpush("queue:b", *[f"b{i}".encode() for i in range(3)])  # b0 is the oldest
+        r.lpush("queue:a", *[f"a{i}".encode() for i in range(5)])
+        args: list[object] = [limit, 0, 0, 60, 3, norders, *order * norders]
+        out = fetch(keys=keys, args=args)
+        return out, {k: r.lrange(k, 0, -1) for k in keys[:6]}
+
+    for limit in (1, 3, 4, 8, 20):
+        bulk, moved = run(limit, 1)
+        assert (bulk, moved) == run(limit, limit), limit
+    bulk, moved = run(4, 1)
+    assert bulk == [2, b"b0", 2, b"b1", 2, b"b2", 1, b"a0"]
+    assert moved["w:b"] == [b"b2", b"b1", b"b0", b"held"] and moved["w:a"] == [b"a0"]
+    assert moved["queue:a"] == [b"a4", b"a3", b"a2", b"a1"] and moved["queue:b"] == []

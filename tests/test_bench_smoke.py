@@ -50,3 +50,23 @@ def test_micro_io_runs_every_path() -> None:
     figures = [row for row in rows if row.replace("|", "").replace(".", "").split()[0].isdigit()]
     assert len(figures) == 2, rows
     assert all(float(x) > 0 for row in figures for x in row.strip("| ").split(" | ")), figures
+
+
+def test_sleep_probe_splits_the_cycle_and_times_the_round_trips() -> None:
+    """``python -m bench.sleep_probe`` (the docs' third pass): a small drain with
+    the round trips timed, and the bare-threads ceiling."""
+
+    def probe(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.sleep_probe", *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        return out.stdout
+
+    drained = probe("-n", "1000", "--phases")
+    assert "1,000 jobs, threads c=10" in drained and "of ideal" in drained
+    assert "evalsha" in drained and "redis:" in drained  # the fetch script was measured
+    shares = next(ln for ln in drained.splitlines() if ln.startswith("random instants"))
+    assert "redis" in shares  # some instants fell inside a round trip's Redis phase
+    assert "of ideal" in probe("--bare", "0")

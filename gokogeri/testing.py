@@ -83,12 +83,15 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def _listen(self) -> list[str]:
+        """Where redis-server listens (a subclass may listen differently)."""
+        return ["--port", str(self.port)]
+
     def _argv(self) -> list[str]:
-        """The redis-server command line (a subclass may listen differently)."""
+        """The redis-server command line."""
         return [
             self.binary,
-            "--port",
-            str(self.port),
+            *self._listen(),
             "--bind",
             "127.0.0.1",
             "--save",

@@ -74,20 +74,14 @@ class TlsRedisServer(RedisServer):
     def url(self) -> str:
         return f"rediss://127.0.0.1:{self.port}/0"
 
-    def _argv(self) -> list[str]:
+    def _listen(self) -> list[str]:
         return [
-            self.binary,
             "--port", "0",
             "--tls-port", str(self.port),
-            "--bind", "127.0.0.1",
             "--tls-cert-file", str(self.pki.server_cert),
             "--tls-key-file", str(self.pki.server_key),
             "--tls-ca-cert-file", str(self.pki.ca),
             "--tls-auth-clients", self._client_certs,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", self._dir,
-            *self._extra,
         ]  # fmt: skip
 
     def _probe(self) -> redispy.Redis:

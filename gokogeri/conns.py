@@ -46,7 +46,7 @@ class FastRedis(redispy.Redis):
         if conn is None or not wire.supported(conn):  # pragma: no cover - Sentinel, decode_responses
             base: Any = super()
             return base.execute_command(*args, **options)
-        return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
+        return wire.execute(self, conn, args, options)
 
 
 # Forks so far in this process's ancestry: a thread-local connection made
@@ -102,7 +102,7 @@ class ThreadLocalRedis(redispy.Redis):
         conn = self._thread_conn()
         if conn is None or not wire.supported(conn):  # Sentinel, decode_responses, a cache
             return base.execute_command(*args, **options)
-        return wire.finish_reply(self, args, options, wire.call(conn, wire.pack(args, conn), 1)[0])
+        return wire.execute(self, conn, args, options)
 
 
 class JobClients:

@@ -233,6 +233,11 @@ def finish_reply(client: Any, args: tuple[Any, ...], options: dict[str, Any], re
     return callback(reply, **options) if callback is not None else reply
 
 
+def execute(client: Any, conn: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+    """One command of ``client``'s over ``conn``, its reply as redis-py would return it."""
+    return finish_reply(client, args, options, call(conn, pack(args, conn), 1)[0])
+
+
 def pack(args: tuple[Any, ...], conn: Any) -> bytes:
     """One command in RESP, encoded as redis-py would."""
     first = args[0]

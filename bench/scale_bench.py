@@ -42,6 +42,7 @@ import redis as redispy
 
 import gokogeri
 from bench.procs import Managed, fresh_redis, stop_all
+from bench.scenarios import poll_period
 from bench.systems import JOB_CLASS, fill_sidekiq_format
 from gokogeri import redis as gredis
 
@@ -158,12 +159,15 @@ def measure(system: str, kind: str, n: int, log_dir: Path, run: int) -> dict[str
                     raise RuntimeError(f"{system} did not start:\n{proc.tail()}")
                 time.sleep(POLL)
             first = time.perf_counter()
-            while remaining() > 0:
-                if time.perf_counter() - first > DRAIN_TIMEOUT:
+            while (left := remaining()) > 0:
+                now = time.perf_counter()
+                if now - first > DRAIN_TIMEOUT:
                     raise RuntimeError(f"{system} did not drain {n} {kind} jobs in time")
                 if not proc.alive():
                     raise RuntimeError(f"{system} died:\n{proc.tail()}")
-                time.sleep(POLL)
+                # Coarse in the middle, POLL near the end (the poller's own load
+                # skews a drain: scenarios.poll_period).
+                time.sleep(poll_period(first, now, n - left, left))
             end = time.perf_counter()
             cpu = tree_cpu_s(proc.pid)
         finally:

@@ -70,3 +70,20 @@ def test_sleep_probe_splits_the_cycle_and_times_the_round_trips() -> None:
     shares = next(ln for ln in drained.splitlines() if ln.startswith("random instants"))
     assert "redis" in shares  # some instants fell inside a round trip's Redis phase
     assert "of ideal" in probe("--bare", "0")
+
+
+def test_drain_poller_is_fine_at_both_ends_and_coarse_between() -> None:
+    """The drain poller (bench.scenarios.poll_period) keeps 2 ms resolution
+    where a drain's start and end are timed and backs off in between."""
+    sys.path.insert(0, str(ROOT))
+    from bench.scenarios import COARSE_POLL, POLL, poll_period
+
+    assert poll_period(None, 5.0, 0, 20_000) == POLL  # not started yet
+    assert poll_period(1.0, 1.0, 20, 19_980) == POLL  # the first tick after the start
+    # 1 s in, 10,000 of 20,000 moved: ~1 s to go -> the coarse period.
+    assert poll_period(1.0, 2.0, 10_000, 10_000) == COARSE_POLL
+    # A few ms of work left -> back to POLL.
+    assert poll_period(1.0, 2.0, 19_990, 10) == POLL
+    # 10 ms in at a slow start (100 of 20,000): capped by the elapsed time, so a
+    # rate that then grows is still caught near its end.
+    assert poll_period(1.0, 1.01, 100, 19_900) == pytest.approx(0.0025)

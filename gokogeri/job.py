@@ -340,7 +340,42 @@ class Job:
             self.fields[key] = value
 
 
+# Exact types a decoded payload's checked fields have in the usual case.
+_RETRY_TYPES = frozenset({bool, int})
+_TIME_TYPES = frozenset({float, int})
+
+
 def _validate(fields: Mapping[str, Any]) -> None:
+    """Refuse a payload whose fields we rely on have the wrong types.
+
+    Runs once per job before it starts: the common shape (what Sidekiq and
+    gokogeri write, decoded by jsonc, so exact types) is recognised in one
+    expression; anything else gets the checks that name the bad field.
+    """
+    get = fields.get
+    cls = get("class")
+    queue = get("queue")
+    jid = get("jid")
+    if (
+        type(cls) is str
+        and cls
+        and type(get("args", _EMPTY)) is list
+        and (queue is None or type(queue) is str)
+        and (jid is None or type(jid) is str)
+        and type(get("retry", True)) in _RETRY_TYPES
+        and type(get("created_at", 0)) in _TIME_TYPES
+        and type(get("enqueued_at", 0)) in _TIME_TYPES
+        and "failed_at" not in fields
+        and "retried_at" not in fields
+    ):
+        return
+    _validate_slow(fields)
+
+
+_EMPTY: list[Any] = []
+
+
+def _validate_slow(fields: Mapping[str, Any]) -> None:
     cls = fields.get("class")
     if not isinstance(cls, str) or not cls:
         raise InvalidPayloadError(

@@ -63,31 +63,30 @@ def thread_tid() -> str:
 
 
 class Busy:
-    """What each processor is running now, for the heartbeat's work hash."""
+    """A job a processor is running: the heartbeat's work-hash entry (queue,
+    payload, start time) and what the processor needs when the job ends. One
+    object per job, built once it is decoded (allocations count per job)."""
 
-    __slots__ = ("queue", "raw", "run_at", "uow")
-
-    def __init__(self, queue: str, raw: bytes, run_at: int, uow: UnitOfWork) -> None:
-        self.queue = queue
-        self.raw = raw
-        self.run_at = run_at
-        self.uow = uow
-
-
-class _Started:
-    """A job between its start and its end."""
-
-    __slots__ = ("ctx", "info", "job", "kv", "started", "uow")
+    __slots__ = ("ctx", "info", "job", "kv", "run_at", "started", "uow")
 
     def __init__(
-        self, uow: UnitOfWork, job: Job, ctx: Context, kv: str, info: bool, started: float
+        self, uow: UnitOfWork, job: Job, ctx: Context, kv: str, info: bool, run_at: int
     ) -> None:
         self.uow = uow
         self.job = job
         self.ctx = ctx
-        self.kv = kv
-        self.info = info
-        self.started = started
+        self.kv = kv  # "class=... jid=..." for log lines; "" when nothing logs
+        self.info = info  # start/done lines are logged
+        self.run_at = run_at  # epoch seconds, for the work hash
+        self.started = time.perf_counter()
+
+    @property
+    def queue(self) -> str:
+        return self.uow.queue
+
+    @property
+    def raw(self) -> bytes:
+        return self.uow.payload
 
 
 class Pool:
@@ -254,8 +253,8 @@ class Pool:
             return
         self._succeeded(tid, st)
 
-    def _begin(self, tid: str, uow: UnitOfWork) -> _Started | None:
-        """Decode, mark busy, log the start; None if the payload went to the dead set."""
+    def _begin(self, tid: str, uow: UnitOfWork) -> Busy | None:
+        """Decode, log the start, mark busy; None if the payload went to the dead set."""
         try:
             job = Job.decode(uow.payload)
         except InvalidPayloadError as e:
@@ -263,9 +262,8 @@ class Pool:
             return None
         log = self._log
         info = self._joblog.enabled()
-        queue = uow.queue
-        self.busy[tid] = Busy(queue, uow.payload, int(time.time()), uow)
-        ctx = Context(self._rt.cancelled, log, self._rt.identity, queue, self.clients)
+        run_at = int(time.time())
+        ctx = Context(self._rt.cancelled, log, self._rt.identity, uow.queue, self.clients)
         kv = ""
         if info or log.isEnabledFor(logging.WARNING):
             name = dispatch_name(job)
@@ -281,10 +279,11 @@ class Pool:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("args %s", escape(repr(job.args), 2000), extra={"kv_text": kv})
         uow.jid = job.jid
+        st = self.busy[tid] = Busy(uow, job, ctx, kv, info, run_at)
         self.fetcher.starting(tid, uow)
-        return _Started(uow, job, ctx, kv, info, time.perf_counter())
+        return st
 
-    def _succeeded(self, tid: str, st: _Started) -> None:
+    def _succeeded(self, tid: str, st: Busy) -> None:
         elapsed = time.perf_counter() - st.started
         self._processed[tid] += 1
         del self.busy[tid]
@@ -298,7 +297,7 @@ class Pool:
             job = st.job
             self._rt.notify(JobEvent(job, st.uow.queue, dispatch_name(job), "done", elapsed))
 
-    def _failed_job(self, tid: str, st: _Started, exc: BaseException) -> bool:
+    def _failed_job(self, tid: str, st: Busy, exc: BaseException) -> bool:
         """Count and log a failure; False if the job was pushed back meanwhile
         (a hard shutdown: it runs again elsewhere, nothing is recorded)."""
         elapsed = time.perf_counter() - st.started

@@ -196,18 +196,15 @@ class ReliableFetch:
 
     # --- processor side ---
 
-    def retrieve(self, timeout: float) -> UnitOfWork | None:
-        return self._take(timeout)
-
     def ready(self) -> UnitOfWork | None:
         if not self._buf:  # unlocked peek: a job arriving right now is taken next time
             return None
-        return self._take(None)
+        return self.retrieve(None)
 
-    def _take(self, timeout: float | None) -> UnitOfWork | None:
+    def retrieve(self, timeout: float | None) -> UnitOfWork | None:
         """The next buffered job, waiting up to ``timeout`` for one (None: not
         at all, and nothing once quiet); wakes the dispatcher when the buffer
-        runs low."""
+        runs low. (Called once per job: no wrapper around it.)"""
         buf = self._buf
         with self._buf_lock:
             if not buf and timeout is not None and not self._quiet:

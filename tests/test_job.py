@@ -112,6 +112,45 @@ def test_invalid_payloads_raise_one_clear_error(payload: bytes, fragment: str) -
         Job.decode(payload)
 
 
+
+# Values of every JSON type (and a float subclass only Python code could pass).
+class _Float(float):
+    pass
+
+
+_SAMPLES: list[object] = [
+    None, True, False, 0, 1, -3, 1.5, _Float(2.0), "", "X", "default", [], [1], {}, {"a": 1},
+]
+
+
+@pytest.mark.parametrize(
+    "key", ["class", "args", "queue", "jid", "retry", "created_at", "enqueued_at",
+            "failed_at", "retried_at"],
+)
+def test_validate_fast_path_agrees_with_the_full_checks(key: str) -> None:
+    """_validate recognises the usual payload in one expression and leaves the
+    rest to _validate_slow: both must accept and refuse the same fields."""
+    from gokogeri.job import _validate, _validate_slow
+
+    base: dict[str, object] = {
+        "class": "X", "args": [1], "queue": "q", "jid": "abc", "retry": 3,
+        "created_at": 1.5, "enqueued_at": 2,
+    }
+    for value in [*_SAMPLES, "missing"]:
+        fields = dict(base)
+        if value == "missing":
+            fields.pop(key, None)
+        else:
+            fields[key] = value
+        outcomes = []
+        for check in (_validate, _validate_slow):
+            try:
+                check(fields)
+                outcomes.append("ok")
+            except InvalidPayloadError as e:
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1], (key, value, outcomes)
+
 def test_jid_format_and_uniqueness() -> None:
     jids = {new_jid() for _ in range(100_000)}
     assert len(jids) == 100_000

@@ -11,7 +11,6 @@ GIL; the loop runs every pending coroutine.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Coroutine
@@ -20,12 +19,27 @@ from typing import Any
 from gokogeri.timers import precise_timers
 
 
+class _Call:
+    """One coroutine a processor thread waits for: how it ended."""
+
+    __slots__ = ("done", "error", "result", "task")
+
+    def __init__(self) -> None:
+        # Released by the loop when the coroutine ends; the processor thread
+        # sleeps on it without the GIL (one futex wake, no Python Condition).
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[None] | None = None
+
+
 class LoopThread:
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._running: set[_Call] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -47,32 +61,54 @@ class LoopThread:
             self.loop.close()
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``coro`` on the loop; block this (processor) thread until it ends.
+        """Run ``coro`` on the loop; block this (processor) thread until it ends,
+        then return its result or raise what it raised.
 
         The coroutine sees this thread's context variables (a tracing span a
         server middleware opened, for one), as if it had been awaited here.
         """
-        ctx = contextvars.copy_context()
-
-        async def in_callers_context() -> Any:
-            return await asyncio.get_running_loop().create_task(coro, context=ctx)
-
-        fut = asyncio.run_coroutine_threadsafe(in_callers_context(), self.loop)
-        with self._lock:
-            self._running.add(fut)
+        call = _Call()
+        self.loop.call_soon_threadsafe(self._start, coro, contextvars.copy_context(), call)
+        with self._lock:  # after _start is queued: a cancel_all() then finds its task
+            self._running.add(call)
         try:
-            return fut.result()
+            call.done.acquire()
         finally:
             with self._lock:
-                self._running.discard(fut)
+                self._running.discard(call)
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _start(self, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, call: _Call) -> None:
+        call.task = self.loop.create_task(self._guard(coro, call), context=ctx)
+
+    @staticmethod
+    async def _guard(coro: Coroutine[Any, Any, Any], call: _Call) -> None:
+        try:
+            call.result = await coro
+        except BaseException as e:
+            # Whatever the job raised, SystemExit and KeyboardInterrupt
+            # included, is the job's failure: caught here, inside the task. A
+            # task that lets them through re-raises them out of run_forever(),
+            # which would end this loop and every later async job with it.
+            # CancelledError (a hard stop) ends up here too.
+            call.error = e
+        finally:
+            call.done.release()
 
     def cancel_all(self) -> int:
         """Cancel every running coroutine (hard shutdown); how many there were."""
         with self._lock:
             running = list(self._running)
-        for fut in running:
-            fut.cancel()
+        for call in running:
+            self.loop.call_soon_threadsafe(self._cancel, call)
         return len(running)
+
+    @staticmethod
+    def _cancel(call: _Call) -> None:
+        if call.task is not None:
+            call.task.cancel()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread.is_alive():

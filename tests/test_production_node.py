@@ -269,6 +269,46 @@ def test_job_raising_base_exception_is_a_failure_and_the_node_goes_on(
     assert entry["error_class"] == type(exc).__name__
 
 
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt()])
+@pytest.mark.parametrize("mixed", [True, False], ids=["mixed-router", "all-async"])
+def test_async_job_raising_base_exception_is_a_failure_and_async_jobs_go_on(
+    cm: gredis.ConnManager, r: redispy.Redis, exc: BaseException, mixed: bool
+) -> None:
+    """asyncio re-raises SystemExit/KeyboardInterrupt from a task out of the
+    event loop: uncaught, it ended the pool's loop and every later async job
+    failed. Both async paths (a mixed router's thread hand-off, an all-async
+    pool's feeder) treat it as the job's failure."""
+    ran: list[int] = []
+    router = gokogeri.Router()
+
+    @router.handle("Exit")
+    async def boom(ctx: gokogeri.Context, job: Job) -> None:
+        raise exc
+
+    @router.handle("Fine")
+    async def fine(ctx: gokogeri.Context, job: Job) -> None:
+        ran.append(1)
+
+    if mixed:
+        @router.handle("Sync")
+        def sync(ctx: gokogeri.Context, job: Job) -> None:
+            pass
+
+    e = Enqueuer(cm)
+    e.enqueue(Job("Exit", retry=1))
+    node = quick_node(cm)
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 2)
+    with NodeThread(node):
+        wait_for(lambda: r.zcard("retry") == 1)
+        e.enqueue(Job("Fine"))
+        e.enqueue(Job("Fine"))
+        wait_for(lambda: len(ran) == 2)  # the event loop survived
+    assert node.fatal is None
+    assert r.zcard("retry") == 1
+    entry = json.loads(r.zrange("retry", 0, 0)[0])
+    assert entry["class"] == "Exit" and entry["error_class"] == type(exc).__name__
+
 def test_failure_logs_message_and_traceback_at_warn(
     cm: gredis.ConnManager, r: redispy.Redis
 ) -> None:

@@ -195,6 +195,10 @@ def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
             "noop", noop_n, "sk-noop-c10"),
         Row("gk-async-noop-c10", "gokogeri async def no-op, c=10",
             gk_target("gk-async-noop-c10"), "async-noop", noop_n, "sk-noop-c10"),
+        # A router with sync jobs too: each async job goes from a processor
+        # thread to the event loop and back (the path server middleware needs).
+        Row("gk-mixed-async-noop-c10", "gokogeri async def no-op, router with sync jobs too, c=10",
+            gk_target("gk-mixed-async-noop-c10"), "async-noop", noop_n, "sk-noop-c10"),
         Row("sk-noop-c10", "Sidekiq 6.4.1 no-op, -c 10", sk_target("sk-noop-c10"),
             "noop", noop_n),
         # one Redis INCR per job
@@ -222,6 +226,10 @@ def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
         Row("gk-async-sleep-c100", "gokogeri await asyncio.sleep(0.001), c=100",
             gk_target("gk-async-sleep-c100", concurrency=100), "async-sleep", io_n,
             "sk-sleep-c10", ideal=100_000),
+        Row("gk-mixed-async-sleep-c10",
+            "gokogeri await asyncio.sleep(0.001), router with sync jobs too, c=10",
+            gk_target("gk-mixed-async-sleep-c10"), "async-sleep", io_n, "sk-sleep-c10",
+            ideal=10_000),
         Row("sk-sleep-c10", "Sidekiq 6.4.1 sleep 0.001, -c 10", sk_target("sk-sleep-c10"),
             "sleep", io_n, ideal=10_000),
     ]

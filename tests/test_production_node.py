@@ -309,6 +309,45 @@ def test_async_job_raising_base_exception_is_a_failure_and_async_jobs_go_on(
     entry = json.loads(r.zrange("retry", 0, 0)[0])
     assert entry["class"] == "Exit" and entry["error_class"] == type(exc).__name__
 
+
+def test_hard_stop_cancels_async_jobs_of_a_mixed_router_and_requeues_them(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    """Past the grace period the coroutines a processor thread waits for are
+    cancelled, their threads come back, and the jobs return to their queue
+    untouched (no retry entry: a cancelled job was not a failed one)."""
+    cancelled: list[str] = []
+    router = gokogeri.Router()
+
+    @router.handle("Slow")
+    async def slow(ctx: gokogeri.Context, job: Job) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(job.jid or "")
+            raise
+
+    @router.handle("Sync")
+    def sync(ctx: gokogeri.Context, job: Job) -> None:
+        pass
+
+    e = Enqueuer(cm)
+    e.enqueue_bulk([Job("Slow", jid=f"{i:024d}") for i in range(2)])
+    originals = set(r.lrange("queue:default", 0, -1))
+    node = quick_node(cm)
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 2)
+    t = threading.Thread(target=node.run)
+    t.start()
+    wait_for(lambda: len(r.hgetall(f"{node.identity}:work")) == 2)
+    t0 = time.monotonic()
+    node.stop(timeout=0.3)
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 5
+    assert sorted(cancelled) == [f"{i:024d}" for i in range(2)]
+    assert set(r.lrange("queue:default", 0, -1)) == originals
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+    assert node.fatal is None
+
 def test_failure_logs_message_and_traceback_at_warn(
     cm: gredis.ConnManager, r: redispy.Redis
 ) -> None:

@@ -94,7 +94,12 @@ class Pool:
 
     A pool whose jobs are all coroutines and that has no server middleware
     runs them straight on its event loop instead (``_feed``): one feeder
-    thread, ``instances`` coroutines at most.
+    thread, ``instances`` coroutines at most. A pool with both kinds and no
+    server middleware keeps its threads, but a thread that takes an async job
+    hands it to the loop and goes on to its next job (``_handover``); then
+    ``instances`` slots, not the threads, bound the jobs running at once.
+    Server middleware wraps a whole job, so with it every job is run, and
+    waited for, by its thread.
     """
 
     def __init__(
@@ -135,8 +140,10 @@ class Pool:
         # Decided again at start(): middleware may be added after the pool is built.
         self._all_async = needs_loop and not has_sync
         self.async_fast = self._all_async and not len(middleware)
-        # Async fast path: the slots (named like processor threads) not running
-        # a coroutine; a C queue, so taking and giving one back costs no Python lock.
+        self._handover = needs_loop and not self.async_fast and not len(middleware)
+        # The slots (named like processor threads) not running a job, when the
+        # loop may run jobs no thread waits for (async fast path, hand-over);
+        # a C queue, so taking and giving one back costs no Python lock.
         self._async_tids = [f"{name}a{i}" for i in range(instances)]
         self._free: queue.SimpleQueue[str] = queue.SimpleQueue()
         for tid in self._async_tids:
@@ -153,13 +160,17 @@ class Pool:
     def start(self) -> None:
         # Server middleware wraps a whole job, so it needs the thread-per-job path.
         self.async_fast = self._all_async and not len(self._middleware)
+        self._handover = (
+            self._loop is not None and not self.async_fast and not len(self._middleware)
+        )
         if self._loop is not None:
             self._loop.start()
         self.fetcher.start()
-        if self.async_fast:
+        if self.async_fast or self._handover:
             for tid in self._async_tids:
                 self._processed[tid] = 0
                 self._failed[tid] = 0
+        if self.async_fast:
             t = threading.Thread(target=self._feed, name=f"{self.name}-feed", daemon=True)
             self._threads.append(t)
             t.start()
@@ -219,11 +230,14 @@ class Pool:
     def _run(self) -> None:
         precise_timers()  # a job's sleeps and timeouts end on time (see timers.py)
         tid = thread_tid()
-        self._processed[tid] = 0
-        self._failed[tid] = 0
         retrieve = self.fetcher.retrieve
         stopping = self._stopping
         try:
+            if self._handover:
+                self._run_slots(retrieve)
+                return
+            self._processed[tid] = 0
+            self._failed[tid] = 0
             while not stopping.is_set():
                 uow = retrieve(RETRIEVE_TIMEOUT)
                 if uow is not None:
@@ -232,10 +246,26 @@ class Pool:
             self._log.critical("processor %s crashed: internal error", tid, exc_info=True)
             self._on_fatal(e)
 
-    def _process(self, tid: str, uow: UnitOfWork) -> None:
+    def _run_slots(self, retrieve: Callable[[float], UnitOfWork | None]) -> None:
+        """Hand-over mode: take a free slot, then a job; the slot comes back
+        when the job ends, from this thread or from the loop."""
+        free = self._free
+        stopping = self._stopping
+        while not stopping.is_set():
+            try:
+                slot = free.get(timeout=RETRIEVE_TIMEOUT)
+            except queue.Empty:
+                continue
+            uow = retrieve(RETRIEVE_TIMEOUT)
+            if uow is None or not self._process(slot, uow):
+                free.put(slot)
+
+    def _process(self, tid: str, uow: UnitOfWork) -> bool:
+        """Run one job on this thread; True if it was handed to the loop instead
+        (which then finishes it and gives its slot back)."""
         st = self._begin(tid, uow)
         if st is None:
-            return
+            return False
         worker: Worker | None = None
         try:
             worker = self._router.resolve(st.job) if self._router is not None else self.worker
@@ -244,14 +274,18 @@ class Pool:
                     (st.ctx, st.job, uow.queue), self._runner(worker, st.ctx, st.job)
                 )
             elif self._loop is not None and self._is_async(worker):
+                if self._handover:
+                    self._loop.loop.call_soon_threadsafe(self._spawn_one, tid, st, worker)
+                    return True
                 self._loop.run(worker.work(st.ctx, st.job))
             else:
                 worker.work(st.ctx, st.job)
         except BaseException as exc:  # SystemExit/KeyboardInterrupt from a job are failures too
             if self._failed_job(tid, st, exc):
                 self._fail(tid, uow, st.job, exc, worker, st.ctx, time.perf_counter() - st.started)
-            return
+            return False
         self._succeeded(tid, st)
+        return False
 
     def _begin(self, tid: str, uow: UnitOfWork) -> Busy | None:
         """Decode, log the start, mark busy; None if the payload went to the dead set."""
@@ -364,14 +398,27 @@ class Pool:
         for tid, uow in batch:
             tasks[tid] = create(self._run_async(tid, uow))
 
-    async def _run_async(self, tid: str, uow: UnitOfWork) -> None:
+    def _spawn_one(self, tid: str, st: Busy, worker: Worker) -> None:
+        """On the loop: a job a processor thread decoded and handed over."""
+        assert self._loop is not None
+        self._tasks[tid] = self._loop.loop.create_task(self._run_async(tid, st.uow, st, worker))
+
+    async def _run_async(
+        self, tid: str, uow: UnitOfWork, st: Busy | None = None, worker: Worker | None = None
+    ) -> None:
+        """One job on the loop; its slot is given back at the end. The fast
+        path passes the fetched job; a hand-over passes it decoded (``st``)
+        with its worker."""
         try:
-            st = self._begin(tid, uow)
             if st is None:
-                return
-            worker: Worker | None = None
+                st = self._begin(tid, uow)
+                if st is None:
+                    return
             try:
-                worker = self._router.resolve(st.job) if self._router is not None else self.worker
+                if worker is None:
+                    worker = (
+                        self._router.resolve(st.job) if self._router is not None else self.worker
+                    )
                 await worker.work(st.ctx, st.job)
             except BaseException as exc:  # CancelledError at a hard stop included
                 if self._failed_job(tid, st, exc):

@@ -34,8 +34,8 @@ POLL = 0.002
 # In between, the harness sleeps this share of the time the drain still needs
 # at its rate so far (at most COARSE_POLL): ~30 polls a drain instead of one
 # every 2 ms. A Python poller waking 500 times a second takes CPU and wake-ups
-# from the two vCPUs the node and Redis share (the 1 ms-sleep row measured
-# 0.5% of ideal lower under it).
+# from the two vCPUs the node and Redis share (the 1 ms-sleep row read up to
+# 1 point of ideal lower under it: docs/benchmarks.md, fourth pass).
 POLL_SHARE = 0.25
 COARSE_POLL = 0.1
 SIDEKIQ_FIRST_POLL = 15.0

@@ -1,11 +1,12 @@
 """The event loop a pool runs its async jobs on.
 
-One loop thread per pool that has async workers. A processor thread hands
-the job's coroutine to the loop and waits for it, so every bookkeeping step
-(middleware, acknowledgement, retry, busy entries, crash safety) is the same
-code path as for sync jobs, and ``instances`` bounds the coroutines running
-at once. While a coroutine awaits, its processor thread sleeps without the
-GIL; the loop runs every pending coroutine.
+One loop thread per pool that has async workers. The pool puts jobs on it
+in one of two ways (processor.py): as tasks it creates itself (the fast
+paths, where the loop finishes the job's bookkeeping), or through
+``LoopThread.run``, where a processor thread hands the job's coroutine to the
+loop and waits for it, so server middleware wraps the whole job exactly as it
+wraps a sync one. While a coroutine awaits, its processor thread sleeps
+without the GIL; the loop runs every pending coroutine.
 """
 
 from __future__ import annotations

@@ -185,6 +185,12 @@ def tl_missing() -> str | None:
     return None if hasattr(gokogeri, "ThreadLocalRedis") else "this tree has no ThreadLocalRedis"
 
 
+def ll_missing() -> str | None:
+    import gokogeri
+
+    return None if hasattr(gokogeri, "LoopLocalRedis") else "this tree has no LoopLocalRedis"
+
+
 def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
     """Jobs that do I/O, each next to Sidekiq 6.4.1 -c 10 doing the same."""
     ctx_missing = ctx_available("redis")
@@ -218,6 +224,10 @@ def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
         Row("gk-async-incr-ctx-c100", "gokogeri async INCR via ctx.aredis, c=100",
             gk_target("gk-async-incr-ctx-c100", concurrency=100, unavailable=actx_missing),
             "async-incr-ctx", io_n, "sk-incr-c10"),
+        Row("gk-async-incr-ll-c100",
+            "gokogeri async INCR via a module-level gokogeri.LoopLocalRedis, c=100",
+            gk_target("gk-async-incr-ll-c100", concurrency=100, unavailable=ll_missing()),
+            "async-incr-ll", io_n, "sk-incr-c10"),
         Row("sk-incr-c10", "Sidekiq 6.4.1 INCR via Sidekiq.redis, -c 10",
             sk_target("sk-incr-c10"), "incr", io_n),
         # 1 ms sleep per job
@@ -236,7 +246,7 @@ def io_rows(noop_n: int, io_n: int, quick: bool = False) -> list[Row]:
     if quick:
         # The smoke run checks each job kind works on both sides, not speed.
         keep = {"gk-incr-ctx-c10", "gk-async-incr-c100", "gk-async-incr-ctx-c100",
-                "gk-async-sleep-c100", "sk-sleep-c10"}
+                "gk-async-incr-ll-c100", "gk-async-sleep-c100", "sk-sleep-c10"}
         rows = [dataclasses.replace(r, baseline=r.baseline if r.baseline in keep else None)
                 for r in rows if r.key in keep]
     return rows

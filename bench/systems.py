@@ -82,10 +82,13 @@ JOB_CLASS = {
     "async-sleep": "AsyncSleepJob",  # await asyncio.sleep(0.001)
     "async-incr": "AsyncIncrJob",  # one INCR through a module-level redis.asyncio client
     "async-incr-ctx": "AsyncIncrCtxJob",  # one INCR through ctx.aredis
+    "async-incr-ll": "AsyncIncrLLJob",  # one INCR through a module-level gokogeri.LoopLocalRedis
 }
 # Kinds whose run ends when the ``bench:done`` counter reaches N (exact);
 # the others end when the queue and the in-flight record are empty.
-COUNTED = frozenset({"incr", "incr-ctx", "incr-tl", "async-incr", "async-incr-ctx"})
+COUNTED = frozenset(
+    {"incr", "incr-ctx", "incr-tl", "async-incr", "async-incr-ctx", "async-incr-ll"}
+)
 
 
 def fill_sidekiq_format(url: str, n: int, kind: str) -> None:

@@ -1,6 +1,7 @@
 """gokogeri: background jobs for Python, wire-compatible with Ruby's Sidekiq."""
 
 from gokogeri import redis
+from gokogeri.aiowire import LoopLocalRedis
 from gokogeri.api import Api
 from gokogeri.conns import ThreadLocalRedis
 from gokogeri.enqueuer import Enqueuer
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidQueueNameError",
     "Job",
     "JobEvent",
+    "LoopLocalRedis",
     "Node",
     "NodeCrashedError",
     "OrderedQueueSet",

@@ -40,6 +40,7 @@ _LEAN_TYPES: frozenset[type] = frozenset(
     {aconn.Connection, aconn.SSLConnection, aconn.UnixDomainSocketConnection}
 )
 _RECV = 65536
+_UNSET: Any = object()  # no entry for this loop yet
 
 
 class _Mux:
@@ -142,22 +143,34 @@ class _Mux:
 
 
 class AsyncFastRedis(aredispy.Redis):
-    """redis.asyncio's client API; plain commands multiplexed on one connection
-    per client (use one client per event loop, as ctx.aredis is)."""
+    """redis.asyncio's client API; the plain commands of each event loop
+    multiplexed on one connection of that loop's own (ctx.aredis is one per
+    pool loop; LoopLocalRedis is the public name for a shared client)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._mux: _Mux | None = None
-        self._connecting: asyncio.Future[_Mux | None] | None = None
+        # Each loop's connection (None: this client's connections are not plain
+        # TCP/TLS/Unix ones, so its commands take the pool's path), and the
+        # connect in progress. Entries of closed loops go when a new loop
+        # shows up, so a process that runs asyncio.run() per task keeps one.
+        self._muxes: dict[asyncio.AbstractEventLoop, _Mux | None] = {}
+        self._connecting: dict[asyncio.AbstractEventLoop, asyncio.Future[_Mux | None]] = {}
 
     async def _get_mux(self) -> _Mux | None:
-        mux = self._mux
-        if mux is not None and mux.dead is None:
-            return mux
-        if self._connecting is not None:
-            return await asyncio.shield(self._connecting)
         loop = asyncio.get_running_loop()
-        self._connecting = loop.create_future()
+        mux: _Mux | None = self._muxes.get(loop, _UNSET)
+        if mux is None:
+            return None
+        if mux is not _UNSET and mux.dead is None:
+            return mux
+        connecting = self._connecting.get(loop)
+        if connecting is not None:
+            return await asyncio.shield(connecting)
+        if mux is _UNSET:
+            for other in [lp for lp in list(self._muxes) if lp.is_closed()]:
+                self._muxes.pop(other, None)
+        fut: asyncio.Future[_Mux | None] = loop.create_future()
+        self._connecting[loop] = fut
         try:
             pool: Any = self.connection_pool
             conn = pool.make_connection()
@@ -166,15 +179,15 @@ class AsyncFastRedis(aredispy.Redis):
             else:
                 await conn.connect()
                 made = _Mux(conn, loop)
-            self._mux = made
-            self._connecting.set_result(made)
+            self._muxes[loop] = made
+            fut.set_result(made)
             return made
         except BaseException as e:
-            self._connecting.set_exception(e)
-            self._connecting.exception()  # retrieved: no "never retrieved" warning
+            fut.set_exception(e)
+            fut.exception()  # retrieved: no "never retrieved" warning
             raise
         finally:
-            self._connecting = None
+            self._connecting.pop(loop, None)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         base: Any = super()
@@ -187,7 +200,28 @@ class AsyncFastRedis(aredispy.Redis):
         return wire.finish_reply(self, args, options, reply)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._mux is not None:
-            self._mux.close()
-            self._mux = None
+        """Close every loop's connection (another loop's from that loop) and the pool."""
+        here = asyncio.get_running_loop()
+        muxes, self._muxes = self._muxes, {}
+        for loop, mux in muxes.items():
+            if mux is None or mux.dead is not None:
+                continue
+            if loop is here:
+                mux.close()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(mux.close)
         await super().aclose(close_connection_pool)
+
+
+class LoopLocalRedis(AsyncFastRedis):
+    """A redis.asyncio client to share between event loops, each loop with its own
+    connection: the async counterpart of ThreadLocalRedis.
+
+    ``gokogeri.LoopLocalRedis.from_url(url)`` takes everything
+    ``redis.asyncio.Redis.from_url`` takes. Plain commands of one event loop
+    share one connection it owns, packed by hiredis and written once per turn
+    of the loop, with one reader task resolving replies in order (as
+    ``ctx.aredis`` does); so a module-level client serves every pool's loop,
+    and every ``asyncio.run()``, of a process. Pipelines, pub/sub, transactions
+    and blocking commands use the client's connection pool as usual.
+    """

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
 import redis as redispy
 
+import gokogeri
 from gokogeri.aiowire import AsyncFastRedis
 
 
@@ -33,7 +35,7 @@ def test_concurrent_commands_share_one_connection_and_keep_their_replies(
             await c.incr("a:n")
 
         await asyncio.gather(*(one(i) for i in range(500)))
-        assert c._mux is not None
+        assert c._muxes.get(asyncio.get_running_loop()) is not None
         plain = [cl for cl in r.client_list() if cl.get("cmd") in ("incrby", "get", "set")]
         assert len(plain) == 1, plain  # one multiplexed connection did all of it
 
@@ -105,3 +107,88 @@ def test_a_cancelled_command_leaves_the_connection_in_step(
         assert await c.get("a:c") == b"1"
 
     run(body, redis_url)
+
+
+def plain_connections(r: redispy.Redis) -> int:
+    """Connections whose last command was one of the tests' plain INCRs."""
+    return sum(1 for cl in r.client_list() if cl.get("cmd") == "incrby")
+
+
+def test_loop_local_redis_is_one_client_for_every_loop(
+    redis_url: str, r: redispy.Redis
+) -> None:
+    """A module-level LoopLocalRedis: each loop (two threads' loops at once, then
+    asyncio.run() after asyncio.run()) multiplexes on a connection of its own,
+    and a closed loop's connection is let go when the next loop arrives."""
+    client = gokogeri.LoopLocalRedis.from_url(redis_url)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    async def burst(n: int) -> None:
+        await asyncio.gather(*(client.incr("ll:n") for _ in range(n)))
+
+    def in_thread() -> None:
+        async def main() -> None:
+            await burst(200)
+            barrier.wait(5)  # both loops hold their connection now
+            await burst(200)
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=in_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors
+    assert int(r.get("ll:n") or 0) == 800
+    # Both loops are closed: their connections went with them.
+    deadline = time.monotonic() + 2
+    while plain_connections(r) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert plain_connections(r) == 0
+
+    for _ in range(3):  # a process that calls asyncio.run() per task
+        asyncio.run(burst(50))
+    assert int(r.get("ll:n") or 0) == 950
+    assert len(client._muxes) == 1  # the closed loops' entries were dropped
+
+    async def close() -> None:
+        await client.aclose()
+
+    asyncio.run(close())
+
+
+def test_loop_local_redis_serves_async_jobs_of_two_pools(
+    redis_url: str, r: redispy.Redis, cm: gokogeri.redis.ConnManager
+) -> None:
+    """Two pools, two event loops, one module-level client used by both."""
+    client = gokogeri.LoopLocalRedis.from_url(redis_url)
+    done: list[str] = []
+
+    async def count(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+        await client.incr(f"ll:{ctx.queue}")
+        done.append(ctx.queue)
+
+    enq = gokogeri.Enqueuer(cm)
+    for q in ("a", "b"):
+        enq.enqueue_bulk(gokogeri.Job("Count", queue=q, args=[i]) for i in range(100))
+    node = gokogeri.Node(gokogeri.nop_logger(), cm)
+    for q in ("a", "b"):
+        router = gokogeri.Router()
+        router.register("Count", count)
+        node.process_queues(gokogeri.OrderedQueueSet([q]), router, 10)
+    t = threading.Thread(target=node.run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(done) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        node.stop(5)
+        t.join(10)
+    assert r.get("ll:a") == b"100" and r.get("ll:b") == b"100"
+    assert len({id(loop) for loop in client._muxes}) == 2  # one connection per pool loop

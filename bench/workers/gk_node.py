@@ -156,6 +156,14 @@ def register_async(router: gokogeri.Router, url: str) -> None:
     router.register("AsyncNoopJob", async_noop)
     router.register("AsyncSleepJob", async_sleep)
     router.register("AsyncIncrJob", async_incr)
+    ll_class = getattr(gokogeri, "LoopLocalRedis", None)  # newer trees only
+    if ll_class is not None:
+        ll_client = ll_class.from_url(url)  # module-level in a real app
+
+        async def async_incr_ll(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
+            await ll_client.incr("bench:done")
+
+        router.register("AsyncIncrLLJob", async_incr_ll)
     if hasattr(gokogeri.Context, "aredis"):
         async def async_incr_ctx(ctx: gokogeri.Context, job: gokogeri.Job) -> None:
             await getattr(ctx, "aredis").incr("bench:done")  # noqa: B009  # newer trees only

@@ -223,5 +223,7 @@ class LoopLocalRedis(AsyncFastRedis):
     of the loop, with one reader task resolving replies in order (as
     ``ctx.aredis`` does); so a module-level client serves every pool's loop,
     and every ``asyncio.run()``, of a process. Pipelines, pub/sub, transactions
-    and blocking commands use the client's connection pool as usual.
+    and blocking commands use the client's connection pool as usual. Each loop
+    that sends commands keeps one connection open until the loop closes: size
+    Redis's maxclients for your loops.
     """

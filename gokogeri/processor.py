@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import redis as redispy
 
@@ -137,10 +137,8 @@ class Pool:
         has_sync = (
             self._router.has_sync() if self._router is not None else not is_async(worker)
         )
-        # Decided again at start(): middleware may be added after the pool is built.
         self._all_async = needs_loop and not has_sync
-        self.async_fast = self._all_async and not len(middleware)
-        self._handover = needs_loop and not self.async_fast and not len(middleware)
+        self._choose_path()  # again at start(): middleware may be added after the pool is built
         # The slots (named like processor threads) not running a job, when the
         # loop may run jobs no thread waits for (async fast path, hand-over);
         # a C queue, so taking and giving one back costs no Python lock.
@@ -157,12 +155,14 @@ class Pool:
 
     # --- lifecycle ---
 
-    def start(self) -> None:
+    def _choose_path(self) -> None:
         # Server middleware wraps a whole job, so it needs the thread-per-job path.
-        self.async_fast = self._all_async and not len(self._middleware)
-        self._handover = (
-            self._loop is not None and not self.async_fast and not len(self._middleware)
-        )
+        bare = not len(self._middleware)
+        self.async_fast = self._all_async and bare
+        self._handover = self._loop is not None and not self.async_fast and bare
+
+    def start(self) -> None:
+        self._choose_path()
         if self._loop is not None:
             self._loop.start()
         self.fetcher.start()
@@ -234,7 +234,7 @@ class Pool:
         stopping = self._stopping
         try:
             if self._handover:
-                self._run_slots(retrieve)
+                self._run_slots()
                 return
             self._processed[tid] = 0
             self._failed[tid] = 0
@@ -246,19 +246,27 @@ class Pool:
             self._log.critical("processor %s crashed: internal error", tid, exc_info=True)
             self._on_fatal(e)
 
-    def _run_slots(self, retrieve: Callable[[float], UnitOfWork | None]) -> None:
-        """Hand-over mode: take a free slot, then a job; the slot comes back
-        when the job ends, from this thread or from the loop."""
-        free = self._free
-        stopping = self._stopping
+    def _slotted_jobs(self) -> Iterator[tuple[str, UnitOfWork]]:
+        """Until the pool stops: a free slot, then a fetched job for it (a slot
+        that got no job goes back). Whoever ends the job gives the slot back."""
+        free, retrieve, stopping = self._free, self.fetcher.retrieve, self._stopping
         while not stopping.is_set():
             try:
                 slot = free.get(timeout=RETRIEVE_TIMEOUT)
             except queue.Empty:
                 continue
             uow = retrieve(RETRIEVE_TIMEOUT)
-            if uow is None or not self._process(slot, uow):
+            if uow is None:
                 free.put(slot)
+                continue
+            yield slot, uow
+
+    def _run_slots(self) -> None:
+        """Hand-over mode: a job run here gives its slot back at once; one
+        handed to the loop, when the loop ends it."""
+        for slot, uow in self._slotted_jobs():
+            if not self._process(slot, uow):
+                self._free.put(slot)
 
     def _process(self, tid: str, uow: UnitOfWork) -> bool:
         """Run one job on this thread; True if it was handed to the loop instead
@@ -361,20 +369,10 @@ class Pool:
         loop = self._loop
         assert loop is not None
         handoff = loop.loop.call_soon_threadsafe
-        fetcher = self.fetcher
-        retrieve, ready = fetcher.retrieve, fetcher.ready
+        ready = self.fetcher.ready
         free = self._free
-        stopping = self._stopping
         try:
-            while not stopping.is_set():
-                try:
-                    tid = free.get(timeout=RETRIEVE_TIMEOUT)
-                except queue.Empty:
-                    continue
-                uow = retrieve(RETRIEVE_TIMEOUT)
-                if uow is None:
-                    free.put(tid)
-                    continue
+            for tid, uow in self._slotted_jobs():
                 batch = [(tid, uow)]
                 while len(batch) < FEED_BATCH:
                     try:

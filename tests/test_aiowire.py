@@ -11,6 +11,7 @@ import redis as redispy
 
 import gokogeri
 from gokogeri.aiowire import AsyncFastRedis
+from gokogeri.testing import NodeThread, wait_for
 
 
 def run(coro_fn, redis_url: str, **kw):  # type: ignore[no-untyped-def]
@@ -146,10 +147,7 @@ def test_loop_local_redis_is_one_client_for_every_loop(
     assert not errors, errors
     assert int(r.get("ll:n") or 0) == 800
     # Both loops are closed: their connections went with them.
-    deadline = time.monotonic() + 2
-    while plain_connections(r) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert plain_connections(r) == 0
+    wait_for(lambda: plain_connections(r) == 0, timeout=2, what="the closed loops' connections")
 
     for _ in range(3):  # a process that calls asyncio.run() per task
         asyncio.run(burst(50))
@@ -181,14 +179,7 @@ def test_loop_local_redis_serves_async_jobs_of_two_pools(
         router = gokogeri.Router()
         router.register("Count", count)
         node.process_queues(gokogeri.OrderedQueueSet([q]), router, 10)
-    t = threading.Thread(target=node.run)
-    t.start()
-    try:
-        deadline = time.monotonic() + 20
-        while len(done) < 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        node.stop(5)
-        t.join(10)
+    with NodeThread(node):
+        wait_for(lambda: len(done) == 200, timeout=20, what="both pools' jobs")
     assert r.get("ll:a") == b"100" and r.get("ll:b") == b"100"
     assert len({id(loop) for loop in client._muxes}) == 2  # one connection per pool loop

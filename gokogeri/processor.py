@@ -17,12 +17,14 @@ and the node stops, pushes held jobs back and exits non-zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 
 import redis as redispy
@@ -147,6 +149,10 @@ class Pool:
         for tid in self._async_tids:
             self._free.put(tid)
         self._tasks: dict[str, asyncio.Task[None]] = {}  # tid -> its running coroutine
+        # Hand-over: async jobs decoded by processor threads, for the loop to
+        # start, and whether a wake-up of the loop is already on its way.
+        self._handed: deque[tuple[str, Busy, Worker]] = deque()
+        self._hand_wake = False
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
         # Per-thread counters, summed by the heartbeat: no lock on the hot path.
@@ -283,7 +289,7 @@ class Pool:
                 )
             elif self._loop is not None and self._is_async(worker):
                 if self._handover:
-                    self._loop.loop.call_soon_threadsafe(self._spawn_one, tid, st, worker)
+                    self._hand_over(tid, st, worker)
                     return True
                 self._loop.run(worker.work(st.ctx, st.job))
             else:
@@ -396,10 +402,44 @@ class Pool:
         for tid, uow in batch:
             tasks[tid] = create(self._run_async(tid, uow))
 
-    def _spawn_one(self, tid: str, st: Busy, worker: Worker) -> None:
-        """On the loop: a job a processor thread decoded and handed over."""
+    def _hand_over(self, tid: str, st: Busy, worker: Worker) -> None:
+        """From a processor thread: queue a decoded async job for the loop.
+
+        The loop is woken only when no wake-up is pending: call_soon_threadsafe
+        writes to the loop's self-pipe, a system call that releases the GIL
+        (and wakes the loop thread) per job; jobs handed over meanwhile ride
+        on the pending one.
+        """
         assert self._loop is not None
-        self._tasks[tid] = self._loop.loop.create_task(self._run_async(tid, st.uow, st, worker))
+        item = (tid, st, worker)
+        self._handed.append(item)
+        if self._hand_wake:
+            return
+        self._hand_wake = True
+        try:
+            self._loop.loop.call_soon_threadsafe(self._spawn_handed)
+        except BaseException:
+            # The loop is closed: nothing will start the job; the caller fails it.
+            self._hand_wake = False
+            with contextlib.suppress(ValueError):
+                self._handed.remove(item)
+            raise
+
+    def _spawn_handed(self) -> None:
+        """On the loop: start every job handed over so far. The flag drops
+        before the queue is read, so a job appended after this read scheduled
+        a call of its own (the GIL orders the two threads' steps)."""
+        assert self._loop is not None
+        self._hand_wake = False
+        create = self._loop.loop.create_task
+        handed, tasks = self._handed, self._tasks
+        while handed:
+            tid, st, worker = handed.popleft()
+            if st.uow.abandoned:  # a hard stop pushed it back before it started
+                self.busy.pop(tid, None)
+                self._free.put(tid)
+                continue
+            tasks[tid] = create(self._run_async(tid, st.uow, st, worker))
 
     async def _run_async(
         self, tid: str, uow: UnitOfWork, st: Busy | None = None, worker: Worker | None = None

@@ -360,6 +360,52 @@ def test_hard_stop_cancels_async_jobs_of_a_mixed_router_and_requeues_them(
     assert r.zcard("retry") == 0 and r.zcard("dead") == 0
     assert node.fatal is None
 
+def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
+    cm: gredis.ConnManager, r: redispy.Redis
+) -> None:
+    """A thread hands an async job over while the loop is stuck in another job
+    (one that blocks the loop). Past the grace period the handed-over job is
+    pushed back; when the loop frees up it must not start it, and its slot
+    and work-hash entry must be let go."""
+    blocking = threading.Event()
+    ran: list[str] = []
+    router = gokogeri.Router()
+
+    @router.handle("Blocker")
+    async def blocker(ctx: gokogeri.Context, job: Job) -> None:
+        blocking.set()
+        time.sleep(1.0)  # blocks the loop itself: nothing else on it runs meanwhile
+
+    @router.handle("Victim")
+    async def victim(ctx: gokogeri.Context, job: Job) -> None:
+        ran.append(job.jid or "")
+
+    @router.handle("Sync")
+    def sync(ctx: gokogeri.Context, job: Job) -> None:
+        pass
+
+    e = Enqueuer(cm)
+    node = quick_node(cm)
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 2)
+    pool = node._pools[0]
+    t = threading.Thread(target=node.run)
+    t.start()
+    e.enqueue(Job("Blocker"))
+    assert blocking.wait(10)
+    e.enqueue(Job("Victim", jid="v" * 24))
+    wait_for(lambda: len(pool.busy) == 2)  # decoded and handed over, not started
+    node.stop(timeout=0.1)
+    t.join(10)
+    assert not t.is_alive()
+    wait_for(lambda: not pool.busy)  # the loop came back and let it go
+    assert ran == []
+    assert pool._free.qsize() == 2
+    queued = [json.loads(p)["class"] for p in r.lrange("queue:default", 0, -1)]
+    assert sorted(queued) == ["Blocker", "Victim"]  # both pushed back, once each
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+    assert node.fatal is None
+
+
 def test_failure_logs_message_and_traceback_at_warn(
     cm: gredis.ConnManager, r: redispy.Redis
 ) -> None:

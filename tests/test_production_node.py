@@ -360,6 +360,7 @@ def test_hard_stop_cancels_async_jobs_of_a_mixed_router_and_requeues_them(
     assert r.zcard("retry") == 0 and r.zcard("dead") == 0
     assert node.fatal is None
 
+
 def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
     cm: gredis.ConnManager, r: redispy.Redis
 ) -> None:

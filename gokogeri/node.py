@@ -133,6 +133,10 @@ class Node:
         self.fatal: BaseException | None = None
         self._quiet = threading.Event()
         self._stop_requested = threading.Event()
+        # The grace period a stop(timeout) call asked for. run()'s loop also
+        # wakes on that call and may win the stop lock first: it must shut
+        # down with the caller's timeout, not shutdown_timeout.
+        self._stop_timeout: float | None = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self._heartbeat: Heartbeat | None = None
@@ -246,7 +250,8 @@ class Node:
             self._start()
         while not self._stopped.is_set():
             if self._stop_requested.wait(0.5):
-                self.stop(self.shutdown_timeout)
+                asked = self._stop_timeout
+                self.stop(self.shutdown_timeout if asked is None else asked)
         self._stopped.wait()
         if self.fatal is not None:
             raise NodeCrashedError(
@@ -357,6 +362,8 @@ class Node:
 
         Always returns, even if a worker ignores ``ctx.cancelled``.
         """
+        asked = self._stop_timeout
+        self._stop_timeout = timeout if asked is None else min(asked, timeout)
         self._stop_requested.set()
         with self._stop_lock:
             if self._stopped.is_set():

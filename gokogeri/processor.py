@@ -127,6 +127,9 @@ class Pool:
         self._on_fatal = on_fatal
         self._joblog = JobLog(runtime.logger)
         self._stopping = threading.Event()
+        # Set by a hard stop (abandon_running): a job handed to the loop but not
+        # begun yet is pushed back instead of started.
+        self._abandoned = False
         self._threads: list[threading.Thread] = []
         self._router = worker if isinstance(worker, Router) else None
         needs_loop = is_async(worker) or (self._router is not None and self._router.has_async())
@@ -209,12 +212,19 @@ class Pool:
         """Hard shutdown: push every still-running job back to its queue and
         cancel running coroutines. Also collects the job of a processor that
         died of an internal fault."""
+        self._abandoned = True
         running = [b.uow for b in list(self.busy.values())]
         if running:
             self.fetcher.requeue(running)
         if self._loop is not None:
             self._loop.cancel_all()
-            tasks = list(self._tasks.values())
+            # Only coroutines whose job has begun. The others (handed over, not
+            # begun) see _abandoned when they start and push their job back: a
+            # task cancelled before its first step skips its body, so its slot
+            # would stay taken and its job, in no busy entry, be left to the
+            # fetcher's close (BRPOP fetch has nothing to push back from).
+            busy = self.busy
+            tasks = [t for tid, t in list(self._tasks.items()) if tid in busy]
             if tasks:
                 self._loop.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
         return len(running)
@@ -449,6 +459,9 @@ class Pool:
         with its worker."""
         try:
             if st is None:
+                if self._abandoned:  # fetched before a hard stop, reached after it
+                    self._push_back(uow)
+                    return
                 st = self._begin(tid, uow)
                 if st is None:
                     return
@@ -473,6 +486,15 @@ class Pool:
         finally:
             self._tasks.pop(tid, None)
             self._free.put(tid)
+
+    def _push_back(self, uow: UnitOfWork) -> None:
+        """Return a job that will not run to its queue (a hard stop). On the
+        loop, but only while the pool shuts down."""
+        try:
+            self.fetcher.requeue([uow])
+        except redispy.RedisError as e:
+            # The crash-safe fetch's close() pushes back what its lists still hold.
+            self._log.warning("%s: could not push a job back at stop: %s", self.name, e)
 
     def _is_async(self, worker: Worker) -> bool:
         # inspect.iscoroutinefunction costs ~0.4 us: asked once per worker.

@@ -78,7 +78,9 @@ class IdleWaiters:
         client: redispy.Redis | None = None
         cid = 0
         timeout = self._cm.config.long_poll_timeout
-        while True:
+        # Checked before each wait, after the clear() below: a stop() that came
+        # between a job's arrival and that clear() had its wake-up erased by it.
+        while not self._stopped:
             self._active.wait()
             if self._stopped:
                 break

@@ -407,6 +407,61 @@ def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
     assert node.fatal is None
 
 
+@pytest.mark.parametrize("fetch", ["reliable", "basic"])
+@pytest.mark.parametrize("together", [True, False], ids=["same-batch", "later-batch"])
+def test_hard_stop_pushes_back_an_all_async_pools_fetched_jobs_unstarted(
+    cm: gredis.ConnManager, r: redispy.Redis, fetch: Any, together: bool
+) -> None:
+    """An all-async pool's feeder hands a job to the loop while the loop is
+    stuck in another job (same batch: its task exists but has not begun; a
+    later batch: not even its task). A hard stop must push it back, not start
+    it during the grace period or lose it (BRPOP fetch has no working list to
+    rescue it from), and the slot must come back."""
+    blocking = threading.Event()
+    ran: list[str] = []
+    router = gokogeri.Router()
+
+    @router.handle("Blocker")
+    async def blocker(ctx: gokogeri.Context, job: Job) -> None:
+        blocking.set()
+        time.sleep(1.0)  # blocks the loop itself: nothing else on it runs meanwhile
+
+    @router.handle("Victim")
+    async def victim(ctx: gokogeri.Context, job: Job) -> None:
+        ran.append(job.jid or "")
+
+    e = Enqueuer(cm)
+    victim_job = Job("Victim", jid="v" * 24)
+    if together:
+        e.enqueue_bulk([Job("Blocker"), victim_job])
+    node = quick_node(cm, fetch=fetch)
+    node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 2)
+    pool = node._pools[0]
+    assert pool.async_fast
+    t = threading.Thread(target=node.run)
+    t.start()
+    if not together:
+        e.enqueue(Job("Blocker"))
+    assert blocking.wait(10)
+    if not together:
+        e.enqueue(victim_job)
+    wait_for(lambda: pool._free.qsize() == 0)  # both fetched and handed to the loop
+    t0 = time.monotonic()
+    node.stop(timeout=0.1)
+    t.join(10)
+    assert not t.is_alive()
+    # The blocked loop's second, then the stop; not the fetcher's 5 s join
+    # timeout (a waiter that missed the stop) nor the 25 s default grace.
+    assert time.monotonic() - t0 < 4
+    assert ran == []
+    assert pool._free.qsize() == 2
+    queued = [json.loads(p)["class"] for p in r.lrange("queue:default", 0, -1)]
+    assert sorted(queued) == ["Blocker", "Victim"]  # both pushed back, once each
+    assert r.zcard("retry") == 0 and r.zcard("dead") == 0
+    assert not r.keys("gokogeri:working:*")
+    assert node.fatal is None
+
+
 def test_failure_logs_message_and_traceback_at_warn(
     cm: gredis.ConnManager, r: redispy.Redis
 ) -> None:

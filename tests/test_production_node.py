@@ -361,8 +361,9 @@ def test_hard_stop_cancels_async_jobs_of_a_mixed_router_and_requeues_them(
     assert node.fatal is None
 
 
+@pytest.mark.parametrize("fetch", ["reliable", "basic"])
 def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
-    cm: gredis.ConnManager, r: redispy.Redis
+    cm: gredis.ConnManager, r: redispy.Redis, fetch: Any
 ) -> None:
     """A thread hands an async job over while the loop is stuck in another job
     (one that blocks the loop). Past the grace period the handed-over job is
@@ -386,7 +387,7 @@ def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
         pass
 
     e = Enqueuer(cm)
-    node = quick_node(cm)
+    node = quick_node(cm, fetch=fetch)
     node.process_queues(gokogeri.OrderedQueueSet(["default"]), router, 2)
     pool = node._pools[0]
     t = threading.Thread(target=node.run)

@@ -156,6 +156,10 @@ class Pool:
         # start, and whether a wake-up of the loop is already on its way.
         self._handed: deque[tuple[str, Busy, Worker]] = deque()
         self._hand_wake = False
+        # Async fast path: jobs handed to the loop whose coroutine has not begun
+        # (id -> job). Whoever pops one owns it: the coroutine, to run it, or
+        # close(), to push it back if the loop stopped before it began.
+        self._unbegun: dict[int, UnitOfWork] = {}
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
         # Per-thread counters, summed by the heartbeat: no lock on the hot path.
@@ -230,9 +234,19 @@ class Pool:
         return len(running)
 
     def close(self) -> None:
-        """After the processors are done: stop the event loop."""
+        """After the processors are done: stop the event loop, then push back
+        what was handed to it and never begun (with BRPOP fetch nothing else
+        would: the crash-safe fetch's close() has done so already, and a
+        second push of a job no longer in its working list moves nothing)."""
         if self._loop is not None:
             self._loop.stop()
+        unbegun = self._unbegun
+        left = [u for u in (unbegun.pop(k, None) for k in list(unbegun)) if u is not None]
+        if left:
+            try:
+                self.fetcher.requeue(left)
+            except redispy.RedisError as e:
+                self._log.warning("%s: could not push %s jobs back: %s", self.name, len(left), e)
         self.clients.close()
 
     def counts(self) -> tuple[int, int]:
@@ -387,6 +401,7 @@ class Pool:
         handoff = loop.loop.call_soon_threadsafe
         ready = self.fetcher.ready
         free = self._free
+        unbegun = self._unbegun
         try:
             for tid, uow in self._slotted_jobs():
                 batch = [(tid, uow)]
@@ -400,6 +415,8 @@ class Pool:
                         free.put(tid)
                         break
                     batch.append((tid, more))
+                for _, u in batch:
+                    unbegun[id(u)] = u
                 handoff(self._spawn, batch)
         except BaseException as e:
             self._log.critical("%s feeder crashed: internal error", self.name, exc_info=True)
@@ -445,10 +462,6 @@ class Pool:
         handed, tasks = self._handed, self._tasks
         while handed:
             tid, st, worker = handed.popleft()
-            if st.uow.abandoned:  # a hard stop pushed it back before it started
-                self.busy.pop(tid, None)
-                self._free.put(tid)
-                continue
             tasks[tid] = create(self._run_async(tid, st.uow, st, worker))
 
     async def _run_async(
@@ -459,12 +472,19 @@ class Pool:
         with its worker."""
         try:
             if st is None:
+                if self._unbegun.pop(id(uow), None) is None:
+                    return  # the loop stopped first: close() pushed it back
                 if self._abandoned:  # fetched before a hard stop, reached after it
                     self._push_back(uow)
                     return
                 st = self._begin(tid, uow)
                 if st is None:
                     return
+            elif st.uow.abandoned:
+                # Handed over, then pushed back by a hard stop before the loop
+                # got to it: not run (it is queued again), its entry let go.
+                self.busy.pop(tid, None)
+                return
             try:
                 if worker is None:
                     worker = (

@@ -409,15 +409,20 @@ def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
 
 
 @pytest.mark.parametrize("fetch", ["reliable", "basic"])
-@pytest.mark.parametrize("together", [True, False], ids=["same-batch", "later-batch"])
+@pytest.mark.parametrize(
+    ("together", "blocked"),
+    [(True, 1.0), (False, 1.0), (False, 4.5)],
+    ids=["same-batch", "later-batch", "later-batch-loop-stuck-past-the-grace"],
+)
 def test_hard_stop_pushes_back_an_all_async_pools_fetched_jobs_unstarted(
-    cm: gredis.ConnManager, r: redispy.Redis, fetch: Any, together: bool
+    cm: gredis.ConnManager, r: redispy.Redis, fetch: Any, together: bool, blocked: float
 ) -> None:
     """An all-async pool's feeder hands a job to the loop while the loop is
     stuck in another job (same batch: its task exists but has not begun; a
     later batch: not even its task). A hard stop must push it back, not start
-    it during the grace period or lose it (BRPOP fetch has no working list to
-    rescue it from), and the slot must come back."""
+    it during the grace period, and not lose it when the loop comes back only
+    after the node stopped it (BRPOP fetch has no working list to rescue it
+    from); the slots must come back."""
     blocking = threading.Event()
     ran: list[str] = []
     router = gokogeri.Router()
@@ -425,7 +430,7 @@ def test_hard_stop_pushes_back_an_all_async_pools_fetched_jobs_unstarted(
     @router.handle("Blocker")
     async def blocker(ctx: gokogeri.Context, job: Job) -> None:
         blocking.set()
-        time.sleep(1.0)  # blocks the loop itself: nothing else on it runs meanwhile
+        time.sleep(blocked)  # blocks the loop itself: nothing else on it runs meanwhile
 
     @router.handle("Victim")
     async def victim(ctx: gokogeri.Context, job: Job) -> None:
@@ -446,16 +451,20 @@ def test_hard_stop_pushes_back_an_all_async_pools_fetched_jobs_unstarted(
     assert blocking.wait(10)
     if not together:
         e.enqueue(victim_job)
-    wait_for(lambda: pool._free.qsize() == 0)  # both fetched and handed to the loop
+    # Both fetched (the queue is empty) and both slots taken; then a moment for
+    # the feeder to hand the second over.
+    wait_for(lambda: pool._free.qsize() == 0 and r.llen("queue:default") == 0)
+    time.sleep(0.05)
     t0 = time.monotonic()
     node.stop(timeout=0.1)
     t.join(10)
     assert not t.is_alive()
-    # The blocked loop's second, then the stop; not the fetcher's 5 s join
-    # timeout (a waiter that missed the stop) nor the 25 s default grace.
-    assert time.monotonic() - t0 < 4
+    # The blocked loop, then the stop; not the fetcher's 5 s join timeout on
+    # top (a waiter that missed the stop) nor the 25 s default grace.
+    assert time.monotonic() - t0 < blocked + 3
     assert ran == []
-    assert pool._free.qsize() == 2
+    if blocked < 1.5:
+        assert pool._free.qsize() == 2
     queued = [json.loads(p)["class"] for p in r.lrange("queue:default", 0, -1)]
     assert sorted(queued) == ["Blocker", "Victim"]  # both pushed back, once each
     assert r.zcard("retry") == 0 and r.zcard("dead") == 0

@@ -223,10 +223,9 @@ class Pool:
         if self._loop is not None:
             self._loop.cancel_all()
             # Only coroutines whose job has begun. The others (handed over, not
-            # begun) see _abandoned when they start and push their job back: a
-            # task cancelled before its first step skips its body, so its slot
-            # would stay taken and its job, in no busy entry, be left to the
-            # fetcher's close (BRPOP fetch has nothing to push back from).
+            # begun) see _abandoned when they start and push their job back
+            # themselves; cancelled before their first step, they would skip
+            # their body and keep their slot.
             busy = self.busy
             tasks = [t for tid, t in list(self._tasks.items()) if tid in busy]
             if tasks:

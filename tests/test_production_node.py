@@ -361,6 +361,28 @@ def test_hard_stop_cancels_async_jobs_of_a_mixed_router_and_requeues_them(
     assert node.fatal is None
 
 
+def blocker_and_victim(
+    blocked: float,
+) -> tuple[gokogeri.Router, threading.Event, list[str]]:
+    """A router whose async "Blocker" blocks the event loop itself for
+    ``blocked`` seconds (a synchronous sleep: nothing else on the loop runs
+    meanwhile) and whose async "Victim" records its jid when it runs."""
+    blocking = threading.Event()
+    ran: list[str] = []
+    router = gokogeri.Router()
+
+    @router.handle("Blocker")
+    async def blocker(ctx: gokogeri.Context, job: Job) -> None:
+        blocking.set()
+        time.sleep(blocked)
+
+    @router.handle("Victim")
+    async def victim(ctx: gokogeri.Context, job: Job) -> None:
+        ran.append(job.jid or "")
+
+    return router, blocking, ran
+
+
 @pytest.mark.parametrize("fetch", ["reliable", "basic"])
 def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
     cm: gredis.ConnManager, r: redispy.Redis, fetch: Any
@@ -369,20 +391,9 @@ def test_hard_stop_requeues_an_async_job_handed_over_to_a_busy_loop_unstarted(
     (one that blocks the loop). Past the grace period the handed-over job is
     pushed back; when the loop frees up it must not start it, and its slot
     and work-hash entry must be let go."""
-    blocking = threading.Event()
-    ran: list[str] = []
-    router = gokogeri.Router()
+    router, blocking, ran = blocker_and_victim(1.0)
 
-    @router.handle("Blocker")
-    async def blocker(ctx: gokogeri.Context, job: Job) -> None:
-        blocking.set()
-        time.sleep(1.0)  # blocks the loop itself: nothing else on it runs meanwhile
-
-    @router.handle("Victim")
-    async def victim(ctx: gokogeri.Context, job: Job) -> None:
-        ran.append(job.jid or "")
-
-    @router.handle("Sync")
+    @router.handle("Sync")  # a sync job too: threads hand the async ones over
     def sync(ctx: gokogeri.Context, job: Job) -> None:
         pass
 
@@ -423,19 +434,7 @@ def test_hard_stop_pushes_back_an_all_async_pools_fetched_jobs_unstarted(
     it during the grace period, and not lose it when the loop comes back only
     after the node stopped it (BRPOP fetch has no working list to rescue it
     from); the slots must come back."""
-    blocking = threading.Event()
-    ran: list[str] = []
-    router = gokogeri.Router()
-
-    @router.handle("Blocker")
-    async def blocker(ctx: gokogeri.Context, job: Job) -> None:
-        blocking.set()
-        time.sleep(blocked)  # blocks the loop itself: nothing else on it runs meanwhile
-
-    @router.handle("Victim")
-    async def victim(ctx: gokogeri.Context, job: Job) -> None:
-        ran.append(job.jid or "")
-
+    router, blocking, ran = blocker_and_victim(blocked)
     e = Enqueuer(cm)
     victim_job = Job("Victim", jid="v" * 24)
     if together:

@@ -127,9 +127,6 @@ class Pool:
         self._on_fatal = on_fatal
         self._joblog = JobLog(runtime.logger)
         self._stopping = threading.Event()
-        # Set by a hard stop (abandon_running): a job handed to the loop but not
-        # begun yet is pushed back instead of started.
-        self._abandoned = False
         self._threads: list[threading.Thread] = []
         self._router = worker if isinstance(worker, Router) else None
         needs_loop = is_async(worker) or (self._router is not None and self._router.has_async())
@@ -157,8 +154,8 @@ class Pool:
         self._handed: deque[tuple[str, Busy, Worker]] = deque()
         self._hand_wake = False
         # Async fast path: jobs handed to the loop whose coroutine has not begun
-        # (id -> job). Whoever pops one owns it: the coroutine, to run it, or
-        # close(), to push it back if the loop stopped before it began.
+        # (id -> job). Whoever pops one owns it: the coroutine, to run it, or a
+        # hard stop (abandon_running) or close(), to push it back.
         self._unbegun: dict[int, UnitOfWork] = {}
         # tid -> what that processor runs; written only by its own thread.
         self.busy: dict[str, Busy] = {}
@@ -216,16 +213,20 @@ class Pool:
         """Hard shutdown: push every still-running job back to its queue and
         cancel running coroutines. Also collects the job of a processor that
         died of an internal fault."""
-        self._abandoned = True
-        running = [b.uow for b in list(self.busy.values())]
+        # Handed to the loop but not begun: taken from their coroutines (which
+        # then end at once) and pushed back after the running ones, fetched
+        # before them. A coroutine that took its job an instant earlier runs it
+        # once, like any job begun before the stop.
+        unbegun = self._take_unbegun()
+        running = [b.uow for b in list(self.busy.values())] + unbegun
         if running:
             self.fetcher.requeue(running)
         if self._loop is not None:
             self._loop.cancel_all()
-            # Only coroutines whose job has begun. The others (handed over, not
-            # begun) see _abandoned when they start and push their job back
-            # themselves; cancelled before their first step, they would skip
-            # their body and keep their slot.
+            # Only coroutines whose job has begun. The others find their job
+            # taken (or pushed back, a hand-over's) when they start and end;
+            # cancelled before their first step, they would skip their body and
+            # keep their slot.
             busy = self.busy
             tasks = [t for tid, t in list(self._tasks.items()) if tid in busy]
             if tasks:
@@ -239,14 +240,18 @@ class Pool:
         second push of a job no longer in its working list moves nothing)."""
         if self._loop is not None:
             self._loop.stop()
-        unbegun = self._unbegun
-        left = [u for u in (unbegun.pop(k, None) for k in list(unbegun)) if u is not None]
+        left = self._take_unbegun()
         if left:
             try:
                 self.fetcher.requeue(left)
             except redispy.RedisError as e:
                 self._log.warning("%s: could not push %s jobs back: %s", self.name, len(left), e)
         self.clients.close()
+
+    def _take_unbegun(self) -> list[UnitOfWork]:
+        """Every job handed to the loop whose coroutine has not taken it yet."""
+        unbegun = self._unbegun
+        return [u for u in (unbegun.pop(k, None) for k in list(unbegun)) if u is not None]
 
     def counts(self) -> tuple[int, int]:
         return sum(self._processed.values()), sum(self._failed.values())
@@ -472,10 +477,7 @@ class Pool:
         try:
             if st is None:
                 if self._unbegun.pop(id(uow), None) is None:
-                    return  # the loop stopped first: close() pushed it back
-                if self._abandoned:  # fetched before a hard stop, reached after it
-                    self._push_back(uow)
-                    return
+                    return  # a hard stop or close() took it first and pushed it back
                 st = self._begin(tid, uow)
                 if st is None:
                     return
@@ -505,15 +507,6 @@ class Pool:
         finally:
             self._tasks.pop(tid, None)
             self._free.put(tid)
-
-    def _push_back(self, uow: UnitOfWork) -> None:
-        """Return a job that will not run to its queue (a hard stop). On the
-        loop, but only while the pool shuts down."""
-        try:
-            self.fetcher.requeue([uow])
-        except redispy.RedisError as e:
-            # The crash-safe fetch's close() pushes back what its lists still hold.
-            self._log.warning("%s: could not push a job back at stop: %s", self.name, e)
 
     def _is_async(self, worker: Worker) -> bool:
         # inspect.iscoroutinefunction costs ~0.4 us: asked once per worker.

@@ -12,8 +12,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,27 @@ from gokogeri.testing import RedisServer
 from gokogeri.testing import wait_for as wait_for
 
 RUBY_DIR = Path(__file__).parent / "ruby"
+
+
+def run_threads(targets: list[Callable[[], object]], timeout: float = 30.0) -> list[BaseException]:
+    """Run each target on a thread of its own and wait for them all; what they
+    raised, with a TimeoutError for each thread still running after ``timeout``."""
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], object]) -> None:
+        try:
+            target()
+        except BaseException as e:  # reported to the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    errors += [TimeoutError(f"{t.name} still running") for t in threads if t.is_alive()]
+    return errors
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import redis as redispy
 import gokogeri
 from gokogeri.aiowire import AsyncFastRedis
 from gokogeri.testing import NodeThread, wait_for
+from tests.conftest import run_threads
 
 
 def run(coro_fn, redis_url: str, **kw):  # type: ignore[no-untyped-def]
@@ -123,7 +124,6 @@ def test_loop_local_redis_is_one_client_for_every_loop(
     and a closed loop's connection is let go when the next loop arrives."""
     client = gokogeri.LoopLocalRedis.from_url(redis_url)
     barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     async def burst(n: int) -> None:
         await asyncio.gather(*(client.incr("ll:n") for _ in range(n)))
@@ -134,16 +134,9 @@ def test_loop_local_redis_is_one_client_for_every_loop(
             barrier.wait(5)  # both loops hold their connection now
             await burst(200)
 
-        try:
-            asyncio.run(main())
-        except BaseException as e:
-            errors.append(e)
+        asyncio.run(main())
 
-    threads = [threading.Thread(target=in_thread) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    errors = run_threads([in_thread, in_thread], timeout=10)
     assert not errors, errors
     assert int(r.get("ll:n") or 0) == 800
     # Both loops are closed: their connections went with them.

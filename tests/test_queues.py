@@ -5,7 +5,6 @@ Redis comes from gokogeri's own pytest plugin (gokogeri_cm), as in a user's proj
 from __future__ import annotations
 
 import collections
-import threading
 
 import pytest
 
@@ -13,6 +12,7 @@ import gokogeri
 from gokogeri import Enqueuer, Job, OrderedQueueSet, RandomQueueSet, WorkerFunc
 from gokogeri import redis as gredis
 from gokogeri.testing import NodeThread, wait_for
+from tests.conftest import run_threads
 
 
 def test_ordered_set_dedupes_and_keeps_order() -> None:
@@ -45,21 +45,12 @@ def test_weight_zero_counts_as_one() -> None:
 
 def test_random_set_is_safe_to_share() -> None:
     qs = RandomQueueSet([("a", 3), ("b", 1)])
-    errors: list[BaseException] = []
 
     def hammer() -> None:
-        try:
-            for _ in range(5000):
-                assert sorted(qs.get_queues()) == ["a", "b"]
-        except BaseException as e:
-            errors.append(e)
+        for _ in range(5000):
+            assert sorted(qs.get_queues()) == ["a", "b"]
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not run_threads([hammer] * 4)
 
 
 def _run_and_record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -15,6 +16,7 @@ import gokogeri
 from gokogeri import redis as gredis
 from gokogeri import wire
 from gokogeri.conns import JobClients
+from tests.conftest import run_threads
 
 
 @pytest.fixture
@@ -136,22 +138,14 @@ def test_thread_local_client_gives_each_thread_its_own_connection(
 ) -> None:
     client = gokogeri.ThreadLocalRedis.from_url(redis_url)
     ports: dict[str, int] = {}
-    errors: list[BaseException] = []
 
     def work(name: str) -> None:
-        try:
-            for _ in range(100):
-                client.incr("w:tl")
-            own = client._own.conn  # the connection this thread's commands used
-            ports[name] = own._sock.getsockname()[1]
-        except BaseException as e:  # reported below
-            errors.append(e)
+        for _ in range(100):
+            client.incr("w:tl")
+        own = client._own.conn  # the connection this thread's commands used
+        ports[name] = own._sock.getsockname()[1]
 
-    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_threads([functools.partial(work, f"t{i}") for i in range(4)])
     assert not errors, errors
     assert r.get("w:tl") == b"400"
     assert len(set(ports.values())) == 4  # one connection per thread
@@ -194,21 +188,14 @@ def test_thread_local_connections_do_not_count_against_the_pool(
     """A pool capped at 2 connections still serves 6 threads' plain commands
     (their own connections), and its own 2 for pipelines."""
     client = gokogeri.ThreadLocalRedis.from_url(redis_url, max_connections=2)
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            for _ in range(10):
-                client.incr("w:cap")
-        except BaseException as e:  # reported below
-            errors.append(e)
+        for _ in range(10):
+            client.incr("w:cap")
 
+    errors: list[BaseException] = []
     for _ in range(3):  # threads come and go
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors += run_threads([work, work])
     assert not errors, errors
     assert r.get("w:cap") == b"60"
     with client.pipeline() as pipe:
